@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-2.0
+# tcp-splice: top-level build.  `make help` lists the targets.
+
+PREFIX     ?= /usr
+BUILD      ?= $(CURDIR)/build
+# Kernel release to build the module for; in the test root: both of the matrix.
+KVER       ?= $(shell uname -r)
+KDIR       ?= /lib/modules/$(KVER)/build
+
+export BUILD
+
+.PHONY: all bpf tools progs module modules testbed check unit-check vm-check \
+	clean help style
+
+all: bpf tools progs
+
+help:
+	@echo 'tcp-splice make targets'
+	@echo '  make               user-space parts and the BPF object (into build/)'
+	@echo '  make module KVER=  the kernel module for kernel KVER (headers of KDIR)'
+	@echo '  make testbed       build or reuse the cached Debian trixie test root'
+	@echo '  make check         host unit tests and every VM test on both kernels'
+	@echo '  make style         checkpatch --strict and clang-format checks'
+	@echo '  make clean         remove build/'
+
+bpf:
+	$(MAKE) -C src/bpf
+
+tools: bpf
+	$(MAKE) -C tests/tools
+
+progs:
+	$(MAKE) -C tests/vm/progs
+
+# The module is built in a copy under build/module/KVER so that the source tree
+# stays clean and several kernels can be built side by side.
+module:
+	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR): install linux-headers-$(KVER) or pass KDIR=" >&2; exit 2; }
+	@rm -rf $(BUILD)/module/$(KVER) && mkdir -p $(BUILD)/module/$(KVER)
+	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/module/$(KVER)/
+	$(MAKE) -C $(KDIR) M=$(BUILD)/module/$(KVER) W=1 modules
+	@src/module/check-btf $(BUILD)/module/$(KVER)/tcp_splice.ko $(KDIR)/vmlinux
+
+# Every kernel of the matrix installed in the test root.
+modules:
+	@for k in $$(ls /lib/modules); do $(MAKE) --no-print-directory module KVER=$$k || exit 1; done
+
+testbed:
+	tests/vm/build-root
+
+check:
+	tests/check
+
+style:
+	tests/style
+
+clean:
+	rm -rf $(BUILD)

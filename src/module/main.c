@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcp-splice: module entry, parameters and the kfunc for sock_ops programs.
+ */
+#include <linux/bpf.h>
+#include <linux/btf.h>
+#include <linux/btf_ids.h>
+#include <linux/filter.h>
+#include <linux/module.h>
+#include <net/tcp.h>
+
+#include "tcp_splice.h"
+
+unsigned int ts_ring_max_kb = 1024;
+module_param_named(ring_max_kb, ts_ring_max_kb, uint, 0644);
+MODULE_PARM_DESC(ring_max_kb, "Largest ring per direction in KiB (4..65536, rounded down to a power of two); rings start at 4 KiB and grow on demand; applies to new growth");
+
+unsigned long ts_ring_mem_max_kb;
+module_param_named(ring_mem_max_kb, ts_ring_mem_max_kb, ulong, 0644);
+MODULE_PARM_DESC(ring_mem_max_kb, "Cap on all ring memory in KiB; past it new connections stay plain TCP (0: an eighth of RAM)");
+
+__bpf_kfunc_start_defs();
+
+/**
+ * bpf_tcp_splice_established - offer a TCP socket for splicing
+ * @skops: the sock_ops context, from bpf_cast_to_kern_ctx()
+ *
+ * Call from BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB and
+ * BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB.  Returns 0 when the socket was taken
+ * (parked until its peer arrives, or paired), a negative errno otherwise; the
+ * socket then simply stays plain TCP.
+ */
+__bpf_kfunc int bpf_tcp_splice_established(struct bpf_sock_ops_kern *skops)
+{
+	struct sock *sk = skops->sk;
+
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return -EINVAL;
+	/* sk_fullsock() reads only sock_common: safe before sk_protocol. */
+	if (!sk || !sk_fullsock(sk))
+		return -EINVAL;
+	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+		return -EPROTONOSUPPORT;
+	return ts_establish(sk, skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
+}
+
+__bpf_kfunc_end_defs();
+
+#ifdef KF_TRUSTED_ARGS
+#define TS_KF_FLAGS	KF_TRUSTED_ARGS
+#else
+#define TS_KF_FLAGS	0	/* trusted arguments are the default (7.x) */
+#endif
+
+BTF_KFUNCS_START(ts_kfunc_ids)
+BTF_ID_FLAGS(func, bpf_tcp_splice_established, TS_KF_FLAGS)
+BTF_KFUNCS_END(ts_kfunc_ids)
+
+/*
+ * The common (and the cgroup) hook is shared by many program types: admit
+ * sock_ops programs only.  Filters are kept per BTF object, so this one is
+ * asked about this module's kfuncs alone; the id it gets is relocated against
+ * the running kernel and need not equal the one in ts_kfunc_ids.
+ */
+static int ts_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
+{
+	return prog->type == BPF_PROG_TYPE_SOCK_OPS ? 0 : -EACCES;
+}
+
+static const struct btf_kfunc_id_set ts_kfunc_set = {
+	.owner = THIS_MODULE,
+	.set = &ts_kfunc_ids,
+	.filter = ts_kfunc_filter,
+};
+
+static int __init ts_init(void)
+{
+	const char *hook = "sock_ops";
+	int err;
+
+	if (!ts_kfunc_ids.pairs[0].id) {
+		pr_err("tcp_splice: the kfunc has no BTF id (module built without BTF?)\n");
+		return -ENOENT;
+	}
+	err = ts_pair_init();
+	if (err)
+		return err;
+	err = ts_stats_init();
+	if (err)
+		goto out_pair;
+	/* 6.15+ maps sock_ops programs to a kfunc hook; before, only the common one. */
+	err = register_btf_kfunc_id_set(BPF_PROG_TYPE_SOCK_OPS, &ts_kfunc_set);
+	if (err == -EINVAL) {
+		hook = "common+filter";
+		err = register_btf_kfunc_id_set(BPF_PROG_TYPE_UNSPEC, &ts_kfunc_set);
+	}
+	if (err) {
+		pr_err("tcp_splice: registering the kfunc failed: %d\n", err);
+		goto out_stats;
+	}
+	pr_info("tcp_splice: kfunc bpf_tcp_splice_established registered for sock_ops programs (%s hook)\n",
+		hook);
+	return 0;
+
+out_stats:
+	ts_stats_exit();
+out_pair:
+	ts_pair_exit();
+	return err;
+}
+
+static void __exit ts_exit(void)
+{
+	/* Every channel held a module reference: none is left but RCU frees. */
+	ts_pair_exit();
+	ts_proto_exit();
+	ts_stats_exit();
+	pr_info("tcp_splice: unloaded\n");
+}
+
+module_init(ts_init);
+module_exit(ts_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Splice co-located TCP connections through in-kernel rings");
+MODULE_AUTHOR("tcp-splice developers");

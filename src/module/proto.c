@@ -1,0 +1,595 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcp-splice: the socket's private struct proto, i.e. the data path and the
+ * teardown hooks.
+ *
+ * Ordering rule (one boundary per direction): a sender hands off once,
+ * recording its write_seq as h in the peer's inbound state; every byte after
+ * that goes into the peer's ring.  The receiver delivers TCP bytes first and
+ * ring bytes only once its copied_seq has reached h, so the stream is never
+ * reordered and needs no per-chunk bookkeeping.
+ */
+#include <linux/fs.h>
+#include <asm/ioctls.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/splice.h>
+#include <net/busy_poll.h>
+#include <net/tcp.h>
+
+#include "tcp_splice.h"
+
+#ifdef TS_RECVMSG_ADDR_LEN
+#define TS_RECV_ARGS	struct sock *sk, struct msghdr *msg, size_t len, \
+			int flags, int *addr_len
+#define ts_base_recv(ch, sk, msg, len, flags) \
+	((ch)->base->recvmsg(sk, msg, len, flags, addr_len))
+#else
+#define TS_RECV_ARGS	struct sock *sk, struct msghdr *msg, size_t len, int flags
+#define ts_base_recv(ch, sk, msg, len, flags) \
+	((ch)->base->recvmsg(sk, msg, len, flags))
+#endif
+
+static int ts_recvmsg(TS_RECV_ARGS);
+
+bool ts_is_ours(const struct sock *sk)
+{
+	return READ_ONCE(sk->sk_prot)->recvmsg == ts_recvmsg;
+}
+
+static struct ts_chan *ts_peer(const struct ts_chan *ch)
+{
+	/* Pairs with the store-release in ts_link(). */
+	return smp_load_acquire(&ch->peer);
+}
+
+/* sock_def_readable: RCU-safe, wakes pollers and readers, raises SIGIO. */
+static void ts_wake_reader(struct ts_chan *ch)
+{
+	ch->sk->sk_data_ready(ch->sk);
+}
+
+/* sk_stream_write_space: wakes writers once ts_stream_memory_free() agrees. */
+static void ts_wake_writer(struct ts_chan *ch)
+{
+	ch->sk->sk_write_space(ch->sk);
+}
+
+/* No more ring bytes for us, and none from us: both ends stop, rings stay. */
+static void ts_stop(struct ts_chan *ch)
+{
+	struct ts_chan *peer = ts_peer(ch);
+
+	WRITE_ONCE(ch->in.reader_gone, true);
+	if (peer) {
+		WRITE_ONCE(peer->in.writer_done, true);
+		ts_wake_reader(peer);
+		ts_wake_writer(peer);
+	}
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+static void ts_never(struct ts_chan *ch, struct ts_chan *peer, enum ts_counter c)
+{
+	WRITE_ONCE(peer->in.state, TS_NEVER);
+	ts_count(ch->tn, c, 1);
+}
+
+static bool ts_zerocopy(const struct sock *sk, const struct msghdr *msg)
+{
+	return msg->msg_ubuf ||
+	       ((msg->msg_flags & MSG_ZEROCOPY) && sock_flag(sk, SOCK_ZEROCOPY));
+}
+
+/*
+ * Decide the single TCP->ring boundary of this direction (tx_lock held).
+ * Returns true when the ring is in use from now on.
+ */
+static bool ts_handoff(struct ts_chan *ch, struct ts_chan *peer,
+		       struct sock *sk, struct msghdr *msg, size_t size)
+{
+	u32 h;
+
+	if (msg->msg_flags & MSG_OOB) {
+		ts_never(ch, peer, TS_C_TX_NEVER_OOB);
+		return false;
+	}
+	if (ts_zerocopy(sk, msg)) {
+		ts_never(ch, peer, TS_C_TX_NEVER_ZEROCOPY);
+		return false;
+	}
+	if (!READ_ONCE(peer->rx_ready) || READ_ONCE(peer->in.reader_gone) ||
+	    READ_ONCE(peer->retired))
+		return false;
+	if (!peer->in.buf && ts_ring_alloc(peer, size)) {
+		WRITE_ONCE(peer->in.state, TS_NEVER);
+		return false;
+	}
+	/*
+	 * The socket lock excludes TCP senders of the old proto; one asleep in
+	 * tcp_sendmsg (sk_write_pending) would append after h, so wait for it.
+	 */
+	lock_sock(sk);
+	if (sk->sk_write_pending || (sk->sk_state != TCP_ESTABLISHED &&
+				     sk->sk_state != TCP_CLOSE_WAIT)) {
+		release_sock(sk);
+		return false;
+	}
+	h = tcp_sk(sk)->write_seq;
+	release_sock(sk);
+	peer->in.h = h;
+	/* h before the state: pairs with the receiver's acquire of state. */
+	smp_store_release(&peer->in.state, TS_RING);
+	ts_count(ch->tn, TS_C_HANDOFFS, 1);
+	return true;
+}
+
+static long ts_wait_space(struct sock *sk, struct ts_chan *peer, long timeo)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+	add_wait_queue(sk_sleep(sk), &wait);
+	while (timeo && !signal_pending(current) &&
+	       !ts_ring_has_space(&peer->in, 1) && !READ_ONCE(sk->sk_err) &&
+	       !(READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) &&
+	       !READ_ONCE(peer->in.reader_gone))
+		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return timeo;
+}
+
+static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
+			struct sock *sk, struct msghdr *msg)
+{
+	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+	const long timeo0 = timeo;
+	size_t copied = 0;
+	int err = 0;
+
+	/* Urgent data cannot follow the boundary without breaking order. */
+	if (msg->msg_flags & MSG_OOB)
+		return -EOPNOTSUPP;
+	if (ts_zerocopy(sk, msg))
+		return -ENOBUFS;
+	while (msg_data_left(msg)) {
+		ssize_t n;
+
+		if (READ_ONCE(sk->sk_err)) {
+			err = sock_error(sk);
+			break;
+		}
+		if ((READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
+		    READ_ONCE(peer->in.reader_gone)) {
+			err = -EPIPE;
+			break;
+		}
+		n = ts_ring_write(&peer->in, &msg->msg_iter, msg_data_left(msg));
+		if (n > 0) {
+			copied += n;
+			ts_wake_reader(peer);
+			continue;
+		}
+		if (n < 0) {
+			err = n;
+			break;
+		}
+		if (ts_ring_grow(peer))
+			continue;
+		if (!timeo) {
+			err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo0);
+			break;
+		}
+		timeo = ts_wait_space(sk, peer, timeo);
+	}
+	if (copied) {
+		ts_count(ch->tn, TS_C_RING_BYTES_TX, copied);
+		return copied;
+	}
+	if (err == -EPIPE && !(msg->msg_flags & MSG_NOSIGNAL))
+		send_sig(SIGPIPE, current, 0);
+	return err;
+}
+
+static int ts_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	struct ts_chan *peer = ts_peer(ch);
+	int ret;
+
+	if (!peer || READ_ONCE(ch->retired) ||
+	    READ_ONCE(peer->in.state) == TS_NEVER)
+		return ch->base->sendmsg(sk, msg, size);
+
+	/* One sender at a time: one producer, and one boundary. */
+	mutex_lock(&ch->tx_lock);
+	if (peer->in.state == TS_RING ||
+	    (peer->in.state == TS_STARTUP &&
+	     ts_handoff(ch, peer, sk, msg, size))) {
+		ret = ts_send_ring(ch, peer, sk, msg);
+	} else {
+		ret = ch->base->sendmsg(sk, msg, size);
+		if (ret > 0)
+			ts_count(ch->tn, TS_C_STARTUP_BYTES, ret);
+	}
+	mutex_unlock(&ch->tx_lock);
+	return ret;
+}
+
+/* ---- receive ------------------------------------------------------------- */
+
+static bool ts_tcp_has_data(const struct sock *sk)
+{
+	return !skb_queue_empty_lockless(&sk->sk_receive_queue);
+}
+
+/* Ring bytes are next in stream order: the peer's boundary h is reached. */
+static bool ts_gate_open(const struct ts_chan *ch, const struct sock *sk)
+{
+	/* Acquire state before reading h: pairs with ts_handoff(). */
+	return smp_load_acquire(&ch->in.state) == TS_RING &&
+	       !before(READ_ONCE(tcp_sk(sk)->copied_seq), READ_ONCE(ch->in.h));
+}
+
+static bool ts_rcv_done(const struct sock *sk)
+{
+	return (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) ||
+	       sock_flag(sk, SOCK_DONE);
+}
+
+/* Something for the receive loop to look at. */
+static bool ts_recv_event(const struct ts_chan *ch, const struct sock *sk)
+{
+	return ts_tcp_has_data(sk) || READ_ONCE(sk->sk_err) || ts_rcv_done(sk) ||
+	       READ_ONCE(ch->retired) ||
+	       (ts_gate_open(ch, sk) && ts_ring_used(&ch->in));
+}
+
+static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+	if (sk_can_busy_loop(sk)) {
+		unsigned long start = busy_loop_current_time();
+
+		/* Poll the ring directly: loopback and veth have no NAPI id. */
+		while (!ts_recv_event(ch, sk) && !need_resched() &&
+		       !signal_pending(current) && !sk_busy_loop_timeout(sk, start))
+			cpu_relax();
+	}
+	add_wait_queue(sk_sleep(sk), &wait);
+	while (timeo && !signal_pending(current) && !ts_recv_event(ch, sk))
+		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return timeo;
+}
+
+static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
+{
+	struct ts_inbound *in = &ch->in;
+	long timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	const long timeo0 = timeo;
+	int target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
+	int tflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+	int copied = 0, err = 0;
+
+	/* One consumer of the ring at a time. */
+	if (mutex_lock_interruptible(&ch->rx_lock))
+		return sock_intr_errno(timeo0);
+	while (copied < len) {
+		bool gate = ts_gate_open(ch, sk);
+		int n;
+
+		if (!gate && ts_tcp_has_data(sk)) {
+			size_t want = len - copied;
+
+			/* TCP bytes beyond h cannot exist; never read past it. */
+			if (smp_load_acquire(&in->state) == TS_RING)
+				want = min_t(size_t, want,
+					     READ_ONCE(in->h) - tcp_sk(sk)->copied_seq);
+			n = ts_base_recv(ch, sk, msg, want, tflags);
+			if (n > 0) {
+				copied += n;
+				if (flags & MSG_PEEK)
+					break;
+				continue;
+			}
+			if (n < 0 && n != -EAGAIN) {
+				if (!copied)
+					err = n;
+				break;
+			}
+			/* 0: a bare FIN was consumed; ring bytes may follow. */
+			gate = ts_gate_open(ch, sk);
+		}
+		if (gate) {
+			n = ts_ring_read(in, &msg->msg_iter, len - copied, flags);
+			if (n > 0) {
+				copied += n;
+				if (flags & MSG_PEEK)
+					break;
+				ts_count(ch->tn, TS_C_RING_BYTES_RX, n);
+				ts_wake_writer(ts_peer(ch));
+				continue;
+			}
+			if (n < 0) {
+				if (!copied)
+					err = n;
+				break;
+			}
+		}
+		if (copied >= target)
+			break;
+		if (copied && (READ_ONCE(sk->sk_err) || ts_rcv_done(sk) ||
+			       signal_pending(current)))
+			break;
+		if (READ_ONCE(sk->sk_err)) {
+			err = sock_error(sk);
+			break;
+		}
+		if (ts_rcv_done(sk)) {
+			/* Shutdown seen before the ring is checked again. */
+			smp_rmb();
+			if (!ts_tcp_has_data(sk) &&
+			    !(ts_gate_open(ch, sk) && ts_ring_used(in)))
+				break;
+			continue;
+		}
+		if (READ_ONCE(ch->retired))
+			break;
+		if (!timeo) {
+			err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo0);
+			break;
+		}
+		mutex_unlock(&ch->rx_lock);
+		timeo = ts_wait_data(ch, sk, timeo);
+		if (mutex_lock_interruptible(&ch->rx_lock))
+			return copied ?: sock_intr_errno(timeo0);
+	}
+	mutex_unlock(&ch->rx_lock);
+	return copied ?: err;
+}
+
+/* Our receiver goes through the module from now on: the peer may hand off. */
+static void ts_set_rx_ready(struct ts_chan *ch, struct sock *sk)
+{
+	if (sk->sk_socket)
+		ts_ops_install(sk->sk_socket);
+	WRITE_ONCE(ch->rx_ready, true);
+}
+
+static int ts_recvmsg(TS_RECV_ARGS)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	int state;
+
+	/* Error queue and urgent data are TCP's alone. */
+	if ((flags & (MSG_ERRQUEUE | MSG_OOB)) || READ_ONCE(ch->retired) ||
+	    !ts_peer(ch))
+		return ts_base_recv(ch, sk, msg, len, flags);
+	if (!READ_ONCE(ch->rx_ready))
+		ts_set_rx_ready(ch, sk);
+	state = smp_load_acquire(&ch->in.state);
+	/* The ring will never carry anything: exactly TCP. */
+	if (state == TS_NEVER ||
+	    (state == TS_STARTUP && READ_ONCE(ch->in.writer_done)))
+		return ts_base_recv(ch, sk, msg, len, flags);
+#ifdef TS_RECVMSG_ADDR_LEN
+	return ts_recv_merge(ch, sk, msg, len, flags, addr_len);
+#else
+	return ts_recv_merge(ch, sk, msg, len, flags);
+#endif
+}
+
+/* ---- poll, ioctl, options ------------------------------------------------- */
+
+static bool ts_sock_is_readable(struct sock *sk)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+
+	if (!READ_ONCE(ch->retired) && ts_gate_open(ch, sk) &&
+	    ts_ring_used(&ch->in) >= max(READ_ONCE(sk->sk_rcvlowat), 1))
+		return true;
+	return ch->base->sock_is_readable ? ch->base->sock_is_readable(sk) : false;
+}
+
+/* Writability for poll and write-space wake-ups: ring space once handed off. */
+static bool ts_stream_memory_free(const struct sock *sk, int wake)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	struct ts_chan *peer = ts_peer(ch);
+
+	if (peer && !READ_ONCE(ch->retired) &&
+	    smp_load_acquire(&peer->in.state) == TS_RING &&
+	    !READ_ONCE(peer->in.reader_gone)) {
+		const struct ts_buf *b = READ_ONCE(peer->in.buf);
+
+		return ts_ring_has_space(&peer->in, b ? b->size / 4 : 1);
+	}
+	return ch->base->stream_memory_free ?
+	       ch->base->stream_memory_free(sk, wake) : true;
+}
+
+static int ts_ioctl(struct sock *sk, int cmd, int *karg)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	struct ts_chan *peer = ts_peer(ch);
+	int ret = ch->base->ioctl(sk, cmd, karg);
+	unsigned long n = 0;
+
+	if (ret || READ_ONCE(ch->retired) || !peer)
+		return ret;
+	if (cmd == SIOCINQ && smp_load_acquire(&ch->in.state) == TS_RING)
+		n = ts_ring_used(&ch->in);
+	else if (cmd == SIOCOUTQ && smp_load_acquire(&peer->in.state) == TS_RING)
+		n = READ_ONCE(peer->in.head) - READ_ONCE(peer->in.tail);
+	if (n)
+		*karg = min_t(unsigned long, (unsigned long)*karg + n, INT_MAX);
+	return ret;
+}
+
+static int ts_setsockopt(struct sock *sk, int level, int optname,
+			 sockptr_t optval, unsigned int optlen)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	const struct proto *base = ch->base;
+
+	/*
+	 * A ULP (kTLS) or repair mode builds on, or bypasses, sk_prot.  A
+	 * never-paired socket gives the module up first; a paired one refuses.
+	 */
+	if (level == SOL_TCP && (optname == TCP_ULP || optname == TCP_REPAIR) &&
+	    !READ_ONCE(ch->retired) && !ts_try_detach(ch)) {
+		ts_count(ch->tn, TS_C_ULP_REFUSED, 1);
+		return -EOPNOTSUPP;
+	}
+	return base->setsockopt(sk, level, optname, optval, optlen);
+}
+
+/* ---- teardown ------------------------------------------------------------ */
+
+static void ts_close(struct sock *sk, long timeout)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+
+	ts_unpark(ch);
+	ts_stop(ch);
+	/* Unread ring bytes count as unread data: TCP answers with a reset. */
+	if (!READ_ONCE(ch->retired) && ts_ring_used(&ch->in)) {
+		sock_set_flag(sk, SOCK_LINGER);
+		WRITE_ONCE(sk->sk_lingertime, 0);
+	}
+	ch->base->close(sk, timeout);
+}
+
+static int ts_disconnect(struct sock *sk, int flags)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+
+	/* The connection is gone; a reconnect of this socket is plain TCP. */
+	ts_unpark(ch);
+	ts_stop(ch);
+	WRITE_ONCE(ch->retired, true);
+	return ch->base->disconnect(sk, flags);
+}
+
+static void ts_unhash(struct sock *sk)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+
+	/* TCP_CLOSE: no new ring bytes either way; unread ones stay readable. */
+	ts_unpark(ch);
+	ts_stop(ch);
+	ch->base->unhash(sk);
+}
+
+static void ts_destroy(struct sock *sk)
+{
+	struct ts_chan *ch = ts_chan_of(sk);
+	struct ts_chan *peer = ts_peer(ch);
+
+	ts_unpark(ch);
+	ts_stop(ch);
+	ts_net_del(ch);
+	if (peer)
+		ts_pair_ended(ch, peer);
+	/* The base from here on: inet_csk_destroy_sock() reads sk_prot after. */
+	sock_replace_proto(sk, (struct proto *)ch->base);
+	ch->base->destroy(sk);
+	if (peer) {
+		sock_put(peer->sk);
+		ts_chan_put(peer);
+	}
+	ts_chan_put(ch);
+}
+
+/* ---- splice_read through a per-family copy of the socket's proto_ops ------ */
+
+struct ts_ops {
+	const struct proto_ops *base;
+	struct proto_ops ops;
+};
+
+static struct ts_ops *ts_ops_tab[4];
+static DEFINE_SPINLOCK(ts_ops_lock);	/* installs may come from any socket */
+
+static ssize_t ts_splice_read(struct socket *sock, loff_t *ppos,
+			      struct pipe_inode_info *pipe, size_t len,
+			      unsigned int flags)
+{
+	const struct ts_ops *o = container_of(sock->ops, struct ts_ops, ops);
+	struct sock *sk = sock->sk;
+
+	/* Through read_iter, i.e. our recvmsg, so ring bytes come in order. */
+	if (sk && ts_is_ours(sk) && !READ_ONCE(ts_chan_of(sk)->retired))
+		return copy_splice_read(sock->file, ppos, pipe, len, flags);
+	return o->base->splice_read(sock, ppos, pipe, len, flags);
+}
+
+void ts_ops_install(struct socket *sock)
+{
+	const struct proto_ops *cur = READ_ONCE(sock->ops);
+	struct ts_ops *o = NULL, *fresh;
+	int i;
+
+	if (!cur || cur->splice_read == ts_splice_read)
+		return;
+	fresh = kmalloc(sizeof(*fresh), GFP_KERNEL);
+	spin_lock(&ts_ops_lock);
+	for (i = 0; i < ARRAY_SIZE(ts_ops_tab); i++) {
+		if (ts_ops_tab[i] && ts_ops_tab[i]->base == cur) {
+			o = ts_ops_tab[i];
+			break;
+		}
+		if (!ts_ops_tab[i] && fresh) {
+			fresh->base = cur;
+			fresh->ops = *cur;
+			fresh->ops.splice_read = ts_splice_read;
+			ts_ops_tab[i] = fresh;
+			o = fresh;
+			fresh = NULL;
+			break;
+		}
+	}
+	spin_unlock(&ts_ops_lock);
+	kfree(fresh);
+	/* Without a slot, splice() stays TCP's and never sees ring bytes. */
+	if (o)
+		WRITE_ONCE(sock->ops, &o->ops);
+}
+
+void ts_proto_init(struct ts_chan *ch)
+{
+	struct proto *p = &ch->proto;
+
+	*p = *ch->base;
+	p->sendmsg = ts_sendmsg;
+	p->recvmsg = ts_recvmsg;
+	p->sock_is_readable = ts_sock_is_readable;
+	p->stream_memory_free = ts_stream_memory_free;
+	p->ioctl = ts_ioctl;
+	p->setsockopt = ts_setsockopt;
+	p->close = ts_close;
+	p->disconnect = ts_disconnect;
+	p->unhash = ts_unhash;
+	p->destroy = ts_destroy;
+	/* A sockmap would replace sk_prot behind our back: refuse insertion. */
+	p->psock_update_sk_prot = NULL;
+}
+
+void ts_proto_exit(void)
+{
+	int i;
+
+	/* Only at module exit: no socket can point at a copy any more. */
+	for (i = 0; i < ARRAY_SIZE(ts_ops_tab); i++)
+		kfree(ts_ops_tab[i]);
+}

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcp-splice: the per-direction byte ring.
+ *
+ * Single producer (the peer's sender, under its tx_lock), single consumer
+ * (the owner's receiver, under its rx_lock).  Cursors run freely and are
+ * masked on use, so the whole buffer is usable.  Rings start small and grow
+ * (x4, up to ring_max_kb) while the consumer is idle, so an idle connection
+ * costs little and a bulk stream still gets a large ring.
+ */
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <linux/memcontrol.h>
+
+#include "tcp_splice.h"
+
+#define TS_RING_MIN	4096U
+
+atomic_long_t ts_ring_live;
+atomic_long_t ts_ring_bytes;
+
+static u32 ts_ring_max(void)
+{
+	u32 max = clamp_t(u32, READ_ONCE(ts_ring_max_kb), 4, 65536) * 1024;
+
+	return rounddown_pow_of_two(max);
+}
+
+static unsigned long ts_ring_cap(void)
+{
+	unsigned long cap = READ_ONCE(ts_ring_mem_max_kb);
+
+	if (!cap)	/* default: an eighth of memory */
+		return (totalram_pages() << PAGE_SHIFT) >> 3;
+	return cap * 1024;
+}
+
+/* Consumer side: bytes readable.  Acquire pairs with the producer's release. */
+unsigned long ts_ring_used(const struct ts_inbound *in)
+{
+	return smp_load_acquire(&in->head) - READ_ONCE(in->tail);
+}
+
+/* Any side: at least @min bytes free.  Acquire pairs with the consumer's release. */
+bool ts_ring_has_space(const struct ts_inbound *in, u32 min)
+{
+	const struct ts_buf *b = READ_ONCE(in->buf);
+
+	if (!b)
+		return true;
+	return b->size - (READ_ONCE(in->head) - smp_load_acquire(&in->tail)) >=
+	       max(min, 1U);
+}
+
+static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
+{
+	struct mem_cgroup *old;
+	struct ts_buf *b;
+
+	if (atomic_long_add_return(size, &ts_ring_bytes) > ts_ring_cap()) {
+		atomic_long_sub(size, &ts_ring_bytes);
+		ts_count(dst->tn, TS_C_RING_CAP_HITS, 1);
+		return NULL;
+	}
+	/* Charge the ring to the memory cgroup of the socket that owns it. */
+	old = set_active_memcg(READ_ONCE(dst->sk->sk_memcg));
+	b = kvmalloc(struct_size(b, data, size), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	set_active_memcg(old);
+	if (!b) {
+		atomic_long_sub(size, &ts_ring_bytes);
+		ts_count(dst->tn, TS_C_RING_ALLOC_FAIL, 1);
+		return NULL;
+	}
+	b->size = size;
+	atomic_long_inc(&ts_ring_live);
+	return b;
+}
+
+static void ts_buf_free(struct ts_buf *b)
+{
+	atomic_long_sub(b->size, &ts_ring_bytes);
+	atomic_long_dec(&ts_ring_live);
+	kvfree(b);
+}
+
+/* Producer, process context, before the first ring byte: the first buffer. */
+int ts_ring_alloc(struct ts_chan *dst, size_t hint)
+{
+	u32 size = clamp_t(size_t, hint, TS_RING_MIN, ts_ring_max());
+	struct ts_buf *b;
+
+	b = ts_buf_alloc(dst, roundup_pow_of_two(size));
+	if (!b)
+		return -ENOMEM;
+	/* Published before the handoff's store-release of the state. */
+	WRITE_ONCE(dst->in.buf, b);
+	return 0;
+}
+
+/*
+ * Producer, with its tx_lock, when the ring is full: if the consumer is not
+ * inside a receive call right now (trylock of its rx_lock), move the unread
+ * bytes into a buffer four times the size.  Both ends are excluded, so a plain
+ * pointer swap is safe; the mutex orders it for the consumer's next call.
+ */
+bool ts_ring_grow(struct ts_chan *dst)
+{
+	struct ts_inbound *in = &dst->in;
+	struct ts_buf *old = in->buf, *new;
+	unsigned long pos;
+	u32 size;
+
+	if (!old || old->size >= ts_ring_max())
+		return false;
+	if (!mutex_trylock(&dst->rx_lock))
+		return false;
+	size = min(old->size * 4, ts_ring_max());
+	new = ts_buf_alloc(dst, size);
+	if (!new) {
+		mutex_unlock(&dst->rx_lock);
+		return false;
+	}
+	for (pos = in->tail; pos != in->head;) {
+		u32 o = pos & (old->size - 1), n = pos & (new->size - 1);
+		u32 len = min3((unsigned long)(old->size - o),
+			       (unsigned long)(new->size - n), in->head - pos);
+
+		memcpy(new->data + n, old->data + o, len);
+		pos += len;
+	}
+	WRITE_ONCE(in->buf, new);
+	mutex_unlock(&dst->rx_lock);
+	ts_buf_free(old);
+	ts_count(dst->tn, TS_C_RING_GROWS, 1);
+	return true;
+}
+
+/* Producer: copy up to @len bytes in; 0 when full, -EFAULT on a fault at 0. */
+ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len)
+{
+	struct ts_buf *b = in->buf;
+	unsigned long head = in->head;
+	size_t space, n, off, first, c;
+
+	space = b->size - (head - in->tail_seen);
+	if (space < len) {
+		/* Refresh the cached tail only when it looks full. */
+		in->tail_seen = smp_load_acquire(&in->tail);
+		space = b->size - (head - in->tail_seen);
+	}
+	n = min(len, space);
+	if (!n)
+		return 0;
+	off = head & (b->size - 1);
+	first = min_t(size_t, n, b->size - off);
+	c = copy_from_iter(b->data + off, first, from);
+	if (c == first && n > first)
+		c += copy_from_iter(b->data, n - first, from);
+	if (!c)
+		return -EFAULT;
+	/* Payload before head: pairs with the consumer's acquire of head. */
+	smp_store_release(&in->head, head + c);
+	in->bytes_in += c;
+	return c;
+}
+
+/* Consumer: copy (or peek, or discard with MSG_TRUNC) up to @len bytes. */
+ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
+		     int flags)
+{
+	unsigned long tail = in->tail;
+	/* Acquire head before reading the payload it covers. */
+	unsigned long avail = smp_load_acquire(&in->head) - tail;
+	struct ts_buf *b = READ_ONCE(in->buf);
+	size_t n = min_t(size_t, len, avail), off, first, c;
+
+	if (!n)
+		return 0;
+	if (flags & MSG_TRUNC) {
+		c = n;
+	} else {
+		off = tail & (b->size - 1);
+		first = min_t(size_t, n, b->size - off);
+		c = copy_to_iter(b->data + off, first, to);
+		if (c == first && n > first)
+			c += copy_to_iter(b->data, n - first, to);
+		if (!c)
+			return -EFAULT;
+	}
+	if (!(flags & MSG_PEEK)) {
+		/* Read before release: the producer may reuse the bytes after it. */
+		smp_store_release(&in->tail, tail + c);
+		in->bytes_out += c;
+	}
+	return c;
+}
+
+/* Final free; nobody can reach the ring any more. */
+void ts_ring_free(struct ts_inbound *in)
+{
+	if (in->buf)
+		ts_buf_free(in->buf);
+	in->buf = NULL;
+}
