@@ -23,15 +23,21 @@ __bpf_kfunc_start_defs();
 
 /**
  * bpf_tcp_splice_established - offer a TCP socket for splicing
- * @skops: the sock_ops context, from bpf_cast_to_kern_ctx()
+ * @ctx: the sock_ops program's own context
  *
  * Call from BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB and
  * BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB.  Returns 0 when the socket was taken
  * (parked until its peer arrives, or paired), a negative errno otherwise; the
  * socket then simply stays plain TCP.
  */
-__bpf_kfunc int bpf_tcp_splice_established(struct bpf_sock_ops_kern *skops)
+__bpf_kfunc int bpf_tcp_splice_established(struct bpf_sock_ops *ctx)
 {
+	/*
+	 * The context argument is matched by name, so the program passes its
+	 * ctx as is; a struct argument would have to be the very BTF type of
+	 * the running kernel, which module BTF does not always dedup to.
+	 */
+	struct bpf_sock_ops_kern *skops = (struct bpf_sock_ops_kern *)ctx;
 	struct sock *sk = skops->sk;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&

@@ -116,6 +116,7 @@ static void ts_link(struct ts_chan *a, struct ts_chan *b)
 	b->status = TS_PAIRED;
 	/* Publish the peer after its fields: pairs with smp_load_acquire(peer). */
 	smp_store_release(&a->peer, b);
+	/* Likewise for the other end. */
 	smp_store_release(&b->peer, a);
 }
 

@@ -230,8 +230,7 @@ static bool ts_tcp_has_data(const struct sock *sk)
 /* Ring bytes are next in stream order: the peer's boundary h is reached. */
 static bool ts_gate_open(const struct ts_chan *ch, const struct sock *sk)
 {
-	/* Acquire state before reading h: pairs with ts_handoff(). */
-	return smp_load_acquire(&ch->in.state) == TS_RING &&
+	return ts_in_state(&ch->in) == TS_RING &&
 	       !before(READ_ONCE(tcp_sk(sk)->copied_seq), READ_ONCE(ch->in.h));
 }
 
@@ -282,13 +281,19 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		return sock_intr_errno(timeo0);
 	while (copied < len) {
 		bool gate = ts_gate_open(ch, sk);
+		bool tcp = ts_tcp_has_data(sk);
 		int n;
 
-		if (!gate && ts_tcp_has_data(sk)) {
+		/* An skb queued behind ring bytes (the FIN) shows them all. */
+		smp_rmb();
+		if (tcp && (!gate || !ts_ring_used(in))) {
 			size_t want = len - copied;
 
-			/* TCP bytes beyond h cannot exist; never read past it. */
-			if (smp_load_acquire(&in->state) == TS_RING)
+			/*
+			 * Below h: TCP bytes, never read past h.  At h: only the
+			 * FIN can be queued, and it follows every ring byte.
+			 */
+			if (!gate && ts_in_state(in) == TS_RING)
 				want = min_t(size_t, want,
 					     READ_ONCE(in->h) - tcp_sk(sk)->copied_seq);
 			n = ts_base_recv(ch, sk, msg, want, tflags);
@@ -303,10 +308,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 					err = n;
 				break;
 			}
-			/* 0: a bare FIN was consumed; ring bytes may follow. */
-			gate = ts_gate_open(ch, sk);
-		}
-		if (gate) {
+		} else if (gate) {
 			n = ts_ring_read(in, &msg->msg_iter, len - copied, flags);
 			if (n > 0) {
 				copied += n;
@@ -377,7 +379,7 @@ static int ts_recvmsg(TS_RECV_ARGS)
 		return ts_base_recv(ch, sk, msg, len, flags);
 	if (!READ_ONCE(ch->rx_ready))
 		ts_set_rx_ready(ch, sk);
-	state = smp_load_acquire(&ch->in.state);
+	state = ts_in_state(&ch->in);
 	/* The ring will never carry anything: exactly TCP. */
 	if (state == TS_NEVER ||
 	    (state == TS_STARTUP && READ_ONCE(ch->in.writer_done)))
@@ -408,7 +410,7 @@ static bool ts_stream_memory_free(const struct sock *sk, int wake)
 	struct ts_chan *peer = ts_peer(ch);
 
 	if (peer && !READ_ONCE(ch->retired) &&
-	    smp_load_acquire(&peer->in.state) == TS_RING &&
+	    ts_in_state(&peer->in) == TS_RING &&
 	    !READ_ONCE(peer->in.reader_gone)) {
 		const struct ts_buf *b = READ_ONCE(peer->in.buf);
 
@@ -427,9 +429,9 @@ static int ts_ioctl(struct sock *sk, int cmd, int *karg)
 
 	if (ret || READ_ONCE(ch->retired) || !peer)
 		return ret;
-	if (cmd == SIOCINQ && smp_load_acquire(&ch->in.state) == TS_RING)
+	if (cmd == SIOCINQ && ts_in_state(&ch->in) == TS_RING)
 		n = ts_ring_used(&ch->in);
-	else if (cmd == SIOCOUTQ && smp_load_acquire(&peer->in.state) == TS_RING)
+	else if (cmd == SIOCOUTQ && ts_in_state(&peer->in) == TS_RING)
 		n = READ_ONCE(peer->in.head) - READ_ONCE(peer->in.tail);
 	if (n)
 		*karg = min_t(unsigned long, (unsigned long)*karg + n, INT_MAX);
@@ -513,48 +515,63 @@ static void ts_destroy(struct sock *sk)
 
 /* ---- splice_read through a per-family copy of the socket's proto_ops ------ */
 
+/* A copy of a socket family's proto_ops with splice_read replaced. */
 struct ts_ops {
 	const struct proto_ops *base;
-	struct proto_ops ops;
+	const struct proto_ops *ops;
 };
 
-static struct ts_ops *ts_ops_tab[4];
+static struct ts_ops ts_ops_tab[4];
 static DEFINE_SPINLOCK(ts_ops_lock);	/* installs may come from any socket */
 
 static ssize_t ts_splice_read(struct socket *sock, loff_t *ppos,
 			      struct pipe_inode_info *pipe, size_t len,
 			      unsigned int flags)
 {
-	const struct ts_ops *o = container_of(sock->ops, struct ts_ops, ops);
+	const struct proto_ops *base = NULL;
 	struct sock *sk = sock->sk;
+	int i;
 
 	/* Through read_iter, i.e. our recvmsg, so ring bytes come in order. */
 	if (sk && ts_is_ours(sk) && !READ_ONCE(ts_chan_of(sk)->retired))
 		return copy_splice_read(sock->file, ppos, pipe, len, flags);
-	return o->base->splice_read(sock, ppos, pipe, len, flags);
+	/* The table only grows, and an entry never changes once set. */
+	for (i = 0; i < ARRAY_SIZE(ts_ops_tab); i++)
+		if (READ_ONCE(ts_ops_tab[i].ops) == sock->ops)
+			base = ts_ops_tab[i].base;
+	return base->splice_read(sock, ppos, pipe, len, flags);
+}
+
+static const struct proto_ops *ts_ops_copy(const struct proto_ops *cur)
+{
+	/* Written here once, read-only after it is published. */
+	struct proto_ops *copy = kmemdup(cur, sizeof(const struct proto_ops),
+					 GFP_KERNEL);
+
+	if (copy)
+		copy->splice_read = ts_splice_read;
+	return copy;
 }
 
 void ts_ops_install(struct socket *sock)
 {
-	const struct proto_ops *cur = READ_ONCE(sock->ops);
-	struct ts_ops *o = NULL, *fresh;
+	const struct proto_ops *cur = READ_ONCE(sock->ops), *ops = NULL;
+	const struct proto_ops *fresh;
 	int i;
 
 	if (!cur || cur->splice_read == ts_splice_read)
 		return;
-	fresh = kmalloc(sizeof(*fresh), GFP_KERNEL);
+	fresh = ts_ops_copy(cur);
 	spin_lock(&ts_ops_lock);
 	for (i = 0; i < ARRAY_SIZE(ts_ops_tab); i++) {
-		if (ts_ops_tab[i] && ts_ops_tab[i]->base == cur) {
-			o = ts_ops_tab[i];
+		if (ts_ops_tab[i].base == cur) {
+			ops = ts_ops_tab[i].ops;
 			break;
 		}
-		if (!ts_ops_tab[i] && fresh) {
-			fresh->base = cur;
-			fresh->ops = *cur;
-			fresh->ops.splice_read = ts_splice_read;
-			ts_ops_tab[i] = fresh;
-			o = fresh;
+		if (!ts_ops_tab[i].base && fresh) {
+			ts_ops_tab[i].base = cur;
+			WRITE_ONCE(ts_ops_tab[i].ops, fresh);
+			ops = fresh;
 			fresh = NULL;
 			break;
 		}
@@ -562,8 +579,8 @@ void ts_ops_install(struct socket *sock)
 	spin_unlock(&ts_ops_lock);
 	kfree(fresh);
 	/* Without a slot, splice() stays TCP's and never sees ring bytes. */
-	if (o)
-		WRITE_ONCE(sock->ops, &o->ops);
+	if (ops)
+		WRITE_ONCE(sock->ops, ops);
 }
 
 void ts_proto_init(struct ts_chan *ch)
@@ -591,5 +608,5 @@ void ts_proto_exit(void)
 
 	/* Only at module exit: no socket can point at a copy any more. */
 	for (i = 0; i < ARRAY_SIZE(ts_ops_tab); i++)
-		kfree(ts_ops_tab[i]);
+		kfree(ts_ops_tab[i].ops);
 }

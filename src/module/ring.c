@@ -40,6 +40,7 @@ static unsigned long ts_ring_cap(void)
 /* Consumer side: bytes readable.  Acquire pairs with the producer's release. */
 unsigned long ts_ring_used(const struct ts_inbound *in)
 {
+	/* Acquire head: the bytes it covers are visible after it. */
 	return smp_load_acquire(&in->head) - READ_ONCE(in->tail);
 }
 
@@ -50,6 +51,7 @@ bool ts_ring_has_space(const struct ts_inbound *in, u32 min)
 
 	if (!b)
 		return true;
+	/* Acquire tail: the consumer is done with the bytes before it. */
 	return b->size - (READ_ONCE(in->head) - smp_load_acquire(&in->tail)) >=
 	       max(min, 1U);
 }

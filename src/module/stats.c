@@ -128,6 +128,7 @@ static int ts_conns_show(struct seq_file *seq, void *v)
 	/* The list lock keeps every listed channel's socket alive. */
 	spin_lock_bh(&tn->list_lock);
 	list_for_each_entry(ch, &tn->chans, list_node) {
+		/* Pairs with the store-release of the link in ts_link(). */
 		struct ts_chan *peer = smp_load_acquire(&ch->peer);
 		const struct ts_buf *b = READ_ONCE(ch->in.buf);
 		struct socket *sock = READ_ONCE(ch->sk->sk_socket);

@@ -97,6 +97,13 @@ struct ts_chan {
 	struct rcu_head rcu;
 };
 
+/* A direction's state; h is valid once it reads TS_RING. */
+static inline int ts_in_state(const struct ts_inbound *in)
+{
+	/* Pairs with the store-release of the state in ts_handoff(). */
+	return smp_load_acquire(&in->state);
+}
+
 static inline struct ts_chan *ts_chan_of(const struct sock *sk)
 {
 	return container_of(READ_ONCE(sk->sk_prot), struct ts_chan, proto);
