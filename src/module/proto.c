@@ -102,7 +102,7 @@ static bool ts_handoff(struct ts_chan *ch, struct ts_chan *peer,
 	if (!READ_ONCE(peer->rx_ready) || READ_ONCE(peer->in.reader_gone) ||
 	    READ_ONCE(peer->retired))
 		return false;
-	if (!peer->in.buf && ts_ring_alloc(peer, size)) {
+	if (!rcu_access_pointer(peer->in.buf) && ts_ring_alloc(peer, size)) {
 		WRITE_ONCE(peer->in.state, TS_NEVER);
 		return false;
 	}
@@ -131,7 +131,7 @@ static long ts_wait_space(struct sock *sk, struct ts_chan *peer, long timeo)
 
 	add_wait_queue(sk_sleep(sk), &wait);
 	while (timeo && !signal_pending(current) &&
-	       !ts_ring_has_space(&peer->in, 1) && !READ_ONCE(sk->sk_err) &&
+	       !ts_ring_has_space(&peer->in, 0) && !READ_ONCE(sk->sk_err) &&
 	       !(READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) &&
 	       !READ_ONCE(peer->in.reader_gone))
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
@@ -276,9 +276,8 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 	int tflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
 	int copied = 0, err = 0;
 
-	/* One consumer of the ring at a time. */
-	if (mutex_lock_interruptible(&ch->rx_lock))
-		return sock_intr_errno(timeo0);
+	/* One consumer of the ring at a time; held only between waits. */
+	mutex_lock(&ch->rx_lock);
 	while (copied < len) {
 		bool gate = ts_gate_open(ch, sk);
 		bool tcp = ts_tcp_has_data(sk);
@@ -353,8 +352,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		}
 		mutex_unlock(&ch->rx_lock);
 		timeo = ts_wait_data(ch, sk, timeo);
-		if (mutex_lock_interruptible(&ch->rx_lock))
-			return copied ?: sock_intr_errno(timeo0);
+		mutex_lock(&ch->rx_lock);
 	}
 	mutex_unlock(&ch->rx_lock);
 	return copied ?: err;
@@ -411,11 +409,8 @@ static bool ts_stream_memory_free(const struct sock *sk, int wake)
 
 	if (peer && !READ_ONCE(ch->retired) &&
 	    ts_in_state(&peer->in) == TS_RING &&
-	    !READ_ONCE(peer->in.reader_gone)) {
-		const struct ts_buf *b = READ_ONCE(peer->in.buf);
-
-		return ts_ring_has_space(&peer->in, b ? b->size / 4 : 1);
-	}
+	    !READ_ONCE(peer->in.reader_gone))
+		return ts_ring_has_space(&peer->in, 4);
 	return ch->base->stream_memory_free ?
 	       ch->base->stream_memory_free(sk, wake) : true;
 }

@@ -44,16 +44,39 @@ unsigned long ts_ring_used(const struct ts_inbound *in)
 	return smp_load_acquire(&in->head) - READ_ONCE(in->tail);
 }
 
-/* Any side: at least @min bytes free.  Acquire pairs with the consumer's release. */
-bool ts_ring_has_space(const struct ts_inbound *in, u32 min)
+/*
+ * Any side: is at least 1/@div of the ring free (@div 0: at least one byte)?
+ * Poll paths call this concurrently with ts_ring_grow(): RCU keeps the
+ * buffer they look at alive.
+ */
+bool ts_ring_has_space(const struct ts_inbound *in, u32 div)
 {
-	const struct ts_buf *b = READ_ONCE(in->buf);
+	const struct ts_buf *b;
+	unsigned long used;
+	bool ret = true;
 
-	if (!b)
-		return true;
-	/* Acquire tail: the consumer is done with the bytes before it. */
-	return b->size - (READ_ONCE(in->head) - smp_load_acquire(&in->tail)) >=
-	       max(min, 1U);
+	rcu_read_lock();
+	b = rcu_dereference(in->buf);
+	if (b) {
+		/* Acquire tail: the consumer is done with the bytes before it. */
+		used = READ_ONCE(in->head) - smp_load_acquire(&in->tail);
+		ret = b->size - used >= (div ? max(b->size / div, 1U) : 1U);
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
+/* Any side, for listings: the current buffer size. */
+u32 ts_ring_size(const struct ts_inbound *in)
+{
+	const struct ts_buf *b;
+	u32 size;
+
+	rcu_read_lock();
+	b = rcu_dereference(in->buf);
+	size = b ? b->size : 0;
+	rcu_read_unlock();
+	return size;
 }
 
 static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
@@ -84,7 +107,8 @@ static void ts_buf_free(struct ts_buf *b)
 {
 	atomic_long_sub(b->size, &ts_ring_bytes);
 	atomic_long_dec(&ts_ring_live);
-	kvfree(b);
+	/* After a grace period: poll paths may still read its size. */
+	kvfree_rcu(b, rcu);
 }
 
 /* Producer, process context, before the first ring byte: the first buffer. */
@@ -97,7 +121,7 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint)
 	if (!b)
 		return -ENOMEM;
 	/* Published before the handoff's store-release of the state. */
-	WRITE_ONCE(dst->in.buf, b);
+	rcu_assign_pointer(dst->in.buf, b);
 	return 0;
 }
 
@@ -110,7 +134,8 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint)
 bool ts_ring_grow(struct ts_chan *dst)
 {
 	struct ts_inbound *in = &dst->in;
-	struct ts_buf *old = in->buf, *new;
+	/* Only the producer (us) writes the pointer. */
+	struct ts_buf *old = rcu_dereference_protected(in->buf, 1), *new;
 	unsigned long pos;
 	u32 size;
 
@@ -132,7 +157,7 @@ bool ts_ring_grow(struct ts_chan *dst)
 		memcpy(new->data + n, old->data + o, len);
 		pos += len;
 	}
-	WRITE_ONCE(in->buf, new);
+	rcu_assign_pointer(in->buf, new);
 	mutex_unlock(&dst->rx_lock);
 	ts_buf_free(old);
 	ts_count(dst->tn, TS_C_RING_GROWS, 1);
@@ -142,7 +167,8 @@ bool ts_ring_grow(struct ts_chan *dst)
 /* Producer: copy up to @len bytes in; 0 when full, -EFAULT on a fault at 0. */
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len)
 {
-	struct ts_buf *b = in->buf;
+	/* The producer owns the pointer (tx_lock). */
+	struct ts_buf *b = rcu_dereference_protected(in->buf, 1);
 	unsigned long head = in->head;
 	size_t space, n, off, first, c;
 
@@ -175,7 +201,8 @@ ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 	unsigned long tail = in->tail;
 	/* Acquire head before reading the payload it covers. */
 	unsigned long avail = smp_load_acquire(&in->head) - tail;
-	struct ts_buf *b = READ_ONCE(in->buf);
+	/* Stable under rx_lock: a grow takes it, a first buffer precedes head. */
+	struct ts_buf *b = rcu_dereference_protected(in->buf, 1);
 	size_t n = min_t(size_t, len, avail), off, first, c;
 
 	if (!n)
@@ -202,7 +229,9 @@ ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 /* Final free; nobody can reach the ring any more. */
 void ts_ring_free(struct ts_inbound *in)
 {
-	if (in->buf)
-		ts_buf_free(in->buf);
-	in->buf = NULL;
+	struct ts_buf *b = rcu_dereference_protected(in->buf, 1);
+
+	if (b)
+		ts_buf_free(b);
+	RCU_INIT_POINTER(in->buf, NULL);
 }

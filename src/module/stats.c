@@ -130,7 +130,6 @@ static int ts_conns_show(struct seq_file *seq, void *v)
 	list_for_each_entry(ch, &tn->chans, list_node) {
 		/* Pairs with the store-release of the link in ts_link(). */
 		struct ts_chan *peer = smp_load_acquire(&ch->peer);
-		const struct ts_buf *b = READ_ONCE(ch->in.buf);
 		struct socket *sock = READ_ONCE(ch->sk->sk_socket);
 
 		seq_printf(seq, "%s", ts_state_name(ch));
@@ -141,7 +140,7 @@ static int ts_conns_show(struct seq_file *seq, void *v)
 			   peer ? READ_ONCE(peer->in.bytes_in) : 0ULL,
 			   READ_ONCE(ch->in.bytes_out),
 			   READ_ONCE(ch->in.head) - READ_ONCE(ch->in.tail),
-			   b ? b->size : 0);
+			   ts_ring_size(&ch->in));
 	}
 	spin_unlock_bh(&tn->list_lock);
 	return 0;

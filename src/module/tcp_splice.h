@@ -16,6 +16,7 @@
 
 /* One buffer generation of a ring; rings grow on demand (ring.c). */
 struct ts_buf {
+	struct rcu_head rcu;
 	u32 size;		/* power of two */
 	u8 data[];
 };
@@ -40,7 +41,7 @@ struct ts_inbound {
 	unsigned long tail ____cacheline_aligned_in_smp;
 	u64 bytes_out;
 	/* Rarely written. */
-	struct ts_buf *buf ____cacheline_aligned_in_smp;
+	struct ts_buf __rcu *buf ____cacheline_aligned_in_smp;
 	u32 h;			/* peer's write_seq at its handoff */
 	u8 state;		/* enum ts_dir_state, published by the producer */
 	bool writer_done;	/* no more ring bytes will come */
@@ -174,7 +175,8 @@ void ts_pair_exit(void);
 
 /* Ring (ring.c). */
 unsigned long ts_ring_used(const struct ts_inbound *in);
-bool ts_ring_has_space(const struct ts_inbound *in, u32 min);
+bool ts_ring_has_space(const struct ts_inbound *in, u32 div);
+u32 ts_ring_size(const struct ts_inbound *in);
 int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len);
