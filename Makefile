@@ -9,8 +9,7 @@ KDIR       ?= /lib/modules/$(KVER)/build
 
 export BUILD
 
-.PHONY: all bpf tools progs module modules testbed check unit-check vm-check \
-	clean help style
+.PHONY: all bpf tools progs module modules sparse testbed check clean help style
 
 all: bpf tools progs
 
@@ -21,6 +20,7 @@ help:
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
 	@echo '  make style         checkpatch --strict and clang-format checks'
+	@echo '  make sparse KVER=  the module through sparse (C=2) against KVER'
 	@echo '  make clean         remove build/'
 
 bpf:
@@ -43,6 +43,11 @@ module:
 	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/module/$(KVER)/
 	$(MAKE) -C $(KDIR) M=$(BUILD)/module/$(KVER) W=1 MODULE_PAHOLE_FLAGS= RESOLVE_BTFIDS_FLAGS= modules
 	@src/module/check-btf $(BUILD)/module/$(KVER)/tcp_splice.ko $(KDIR)/vmlinux
+
+sparse:
+	@rm -rf $(BUILD)/sparse/$(KVER) && mkdir -p $(BUILD)/sparse/$(KVER)
+	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/sparse/$(KVER)/
+	$(MAKE) -s -C $(KDIR) M=$(BUILD)/sparse/$(KVER) C=2 W=1 MODULE_PAHOLE_FLAGS= RESOLVE_BTFIDS_FLAGS= modules
 
 # Every kernel of the matrix installed in the test root.
 modules:

@@ -63,6 +63,9 @@ BTF_KFUNCS_START(ts_kfunc_ids)
 BTF_ID_FLAGS(func, bpf_tcp_splice_established, TS_KF_FLAGS)
 BTF_KFUNCS_END(ts_kfunc_ids)
 
+/* The same id, resolved at build time: 0 means the module has no usable BTF. */
+BTF_ID_LIST_SINGLE(ts_kfunc_btf_id, func, bpf_tcp_splice_established)
+
 /*
  * The common (and the cgroup) hook is shared by many program types: admit
  * sock_ops programs only.  Filters are kept per BTF object, so this one is
@@ -85,7 +88,7 @@ static int __init ts_init(void)
 	const char *hook = "sock_ops";
 	int err;
 
-	if (!ts_kfunc_ids.pairs[0].id) {
+	if (!ts_kfunc_btf_id[0]) {
 		pr_err("tcp_splice: the kfunc has no BTF id (module built without BTF?)\n");
 		return -ENOENT;
 	}

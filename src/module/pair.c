@@ -271,7 +271,7 @@ int ts_establish(struct sock *sk, bool active)
 		return ts_refuse(tn, TS_C_REFUSED_ZEROCOPY, -EOPNOTSUPP);
 	if (sk->sk_kern_sock)
 		return ts_refuse(tn, TS_C_REFUSED_KERNEL, -EPERM);
-	if (rcu_access_pointer(sk->sk_user_data))
+	if (READ_ONCE(sk->sk_user_data))
 		return ts_refuse(tn, TS_C_REFUSED_USER_DATA, -EBUSY);
 	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
 		return ts_refuse(tn, TS_C_REFUSED_FAMILY, -EAFNOSUPPORT);

@@ -164,6 +164,10 @@ extern atomic_long_t ts_ring_bytes;
 extern unsigned int ts_ring_max_kb;
 extern unsigned long ts_ring_mem_max_kb;
 
+/* The kfunc (main.c), global for BTF. */
+struct bpf_sock_ops;
+int bpf_tcp_splice_established(struct bpf_sock_ops *ctx);
+
 /* Pairing (pair.c). */
 int ts_establish(struct sock *sk, bool active);
 void ts_unpark(struct ts_chan *ch);
