@@ -19,6 +19,10 @@ unsigned long ts_ring_mem_max_kb;
 module_param_named(ring_mem_max_kb, ts_ring_mem_max_kb, ulong, 0644);
 MODULE_PARM_DESC(ring_mem_max_kb, "Cap on all ring memory in KiB; past it new connections stay plain TCP (0: an eighth of RAM)");
 
+unsigned int ts_busy_poll_us;
+module_param_named(busy_poll_us, ts_busy_poll_us, uint, 0644);
+MODULE_PARM_DESC(busy_poll_us, "Busy-poll budget in microseconds for blocking receives on spliced sockets without SO_BUSY_POLL / net.core.busy_read (0: off)");
+
 __bpf_kfunc_start_defs();
 
 /**

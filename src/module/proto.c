@@ -14,7 +14,7 @@
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/splice.h>
-#include <net/busy_poll.h>
+#include <linux/sched/clock.h>
 #include <net/tcp.h>
 
 #include "tcp_splice.h"
@@ -248,16 +248,31 @@ static bool ts_recv_event(const struct ts_chan *ch, const struct sock *sk)
 	       (ts_gate_open(ch, sk) && ts_ring_used(&ch->in));
 }
 
+/* The socket's SO_BUSY_POLL / net.core.busy_read, else the module's default. */
+static u64 ts_busy_budget_ns(const struct sock *sk)
+{
+	u32 us = 0;
+
+#ifdef CONFIG_NET_RX_BUSY_POLL
+	us = READ_ONCE(sk->sk_ll_usec);
+#endif
+	if (!us)
+		us = READ_ONCE(ts_busy_poll_us);
+	return (u64)min(us, 1000000U) * NSEC_PER_USEC;
+}
+
 static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 
-	if (sk_can_busy_loop(sk)) {
-		unsigned long start = busy_loop_current_time();
+	u64 budget = ts_busy_budget_ns(sk);
+
+	if (budget) {
+		u64 start = local_clock();
 
 		/* Poll the ring directly: loopback and veth have no NAPI id. */
 		while (!ts_recv_event(ch, sk) && !need_resched() &&
-		       !signal_pending(current) && !sk_busy_loop_timeout(sk, start))
+		       !signal_pending(current) && local_clock() - start < budget)
 			cpu_relax();
 	}
 	add_wait_queue(sk_sleep(sk), &wait);

@@ -163,6 +163,7 @@ extern atomic_long_t ts_ring_bytes;
 /* Module parameters (main.c). */
 extern unsigned int ts_ring_max_kb;
 extern unsigned long ts_ring_mem_max_kb;
+extern unsigned int ts_busy_poll_us;
 
 /* The kfunc (main.c), global for BTF. */
 struct bpf_sock_ops;
