@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ts-integrity: every byte arrives once, in order, in both directions, with
+ * random write and read sizes around the ring's capacity, across the start-up
+ * window (bytes sent before the pair is ready) and under backpressure.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tsutil.h"
+
+/* One direction of a bulk transfer: a writer thread on one end, a reader on the other. */
+struct dir {
+	const char *name;
+	int wfd, rfd;
+	uint64_t seed, len;
+	size_t max_chunk;
+	uint64_t rng_seed;
+	uint64_t got, sum;
+};
+
+static size_t pick_size(struct ts_rng *g, size_t max)
+{
+	switch (ts_rand(g) % 4) {
+	case 0:
+		return ts_rand_range(g, 1, 64);
+	case 1:
+		return ts_rand_range(g, 65, 4096);
+	default:
+		return ts_rand_range(g, 1, max);
+	}
+}
+
+static void wait_ready(int fd, short ev, const char *what)
+{
+	if (!(ts_poll1(fd, ev, 20000) & (ev | POLLERR | POLLHUP)))
+		ts_fail("%s: poll for %s timed out after 20 s", what,
+			ev == POLLIN ? "POLLIN" : "POLLOUT");
+}
+
+static void *bulk_writer(void *arg)
+{
+	struct dir *d = arg;
+	char *buf = malloc(d->max_chunk);
+	struct ts_rng g;
+	uint64_t off = 0;
+
+	ts_rng_init(&g, d->rng_seed);
+	while (off < d->len) {
+		size_t n = pick_size(&g, d->max_chunk);
+		int flags = MSG_NOSIGNAL | (ts_rand(&g) % 4 == 0 ? MSG_DONTWAIT : 0);
+		ssize_t k;
+
+		if (n > d->len - off)
+			n = d->len - off;
+		ts_fill(d->seed, off, buf, n);
+		k = send(d->wfd, buf, n, flags);
+		if (k < 0 && errno == EAGAIN && (flags & MSG_DONTWAIT)) {
+			wait_ready(d->wfd, POLLOUT, d->name);
+			continue;
+		}
+		if (k <= 0)
+			ts_fail("%s: send of %zu at %llu: %m", d->name, n, (unsigned long long)off);
+		off += k;
+	}
+	if (shutdown(d->wfd, SHUT_WR) < 0)
+		ts_fail("%s: shutdown: %m", d->name);
+	free(buf);
+	return NULL;
+}
+
+static void *bulk_reader(void *arg)
+{
+	struct dir *d = arg;
+	char *buf = malloc(d->max_chunk);
+	struct ts_rng g;
+
+	ts_rng_init(&g, d->rng_seed ^ 0x5555);
+	d->sum = TS_SUM_INIT;
+	for (;;) {
+		size_t n = pick_size(&g, d->max_chunk);
+		int flags = ts_rand(&g) % 4 == 0 ? MSG_DONTWAIT : 0;
+		ssize_t k = recv(d->rfd, buf, n, flags);
+		long bad;
+
+		if (k < 0 && errno == EAGAIN && flags) {
+			wait_ready(d->rfd, POLLIN, d->name);
+			continue;
+		}
+		if (k < 0)
+			ts_fail("%s: recv at %llu: %m", d->name, (unsigned long long)d->got);
+		if (k == 0)
+			break;
+		bad = ts_check(d->seed, d->got, buf, k);
+		if (bad >= 0)
+			ts_fail("%s: byte %llu corrupt (read of %zd at %llu)", d->name,
+				(unsigned long long)(d->got + bad), k, (unsigned long long)d->got);
+		d->sum = ts_sum64(d->sum, buf, k);
+		d->got += k;
+		if (d->got > d->len)
+			ts_fail("%s: %llu bytes received, only %llu sent", d->name,
+				(unsigned long long)d->got, (unsigned long long)d->len);
+	}
+	if (d->got != d->len)
+		ts_fail("%s: EOF after %llu of %llu bytes", d->name, (unsigned long long)d->got,
+			(unsigned long long)d->len);
+	free(buf);
+	return NULL;
+}
+
+static uint64_t stream_sum(uint64_t seed, uint64_t len)
+{
+	char buf[4096];
+	uint64_t h = TS_SUM_INIT;
+
+	for (uint64_t off = 0; off < len; off += sizeof(buf)) {
+		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+
+		ts_fill(seed, off, buf, n);
+		h = ts_sum64(h, buf, n);
+	}
+	return h;
+}
+
+/* Both directions at once, each `len` bytes, random sizes and MSG_DONTWAIT. */
+static void bulk(struct ts_run *r, uint64_t len)
+{
+	size_t max = 3 * ts_ring_max();
+	struct dir d[2] = {
+		{.name = "client->server",
+		 .seed = r->seed ^ 1,
+		 .len = len,
+		 .max_chunk = max,
+		 .rng_seed = r->seed ^ 11},
+		{.name = "server->client",
+		 .seed = r->seed ^ 2,
+		 .len = len,
+		 .max_chunk = max,
+		 .rng_seed = r->seed ^ 12},
+	};
+	unsigned long t[4];
+	int c, s;
+
+	ts_pair(&c, &s);
+	d[0].wfd = c, d[0].rfd = s;
+	d[1].wfd = s, d[1].rfd = c;
+	ts_phase("bulk transfer, both directions");
+	for (int i = 0; i < 2; i++) {
+		t[2 * i] = ts_spawn(bulk_reader, &d[i]);
+		t[2 * i + 1] = ts_spawn(bulk_writer, &d[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		ts_join(t[i]);
+	for (int i = 0; i < 2; i++) {
+		if (d[i].sum != stream_sum(d[i].seed, len))
+			ts_fail("%s: checksum mismatch", d[i].name);
+		ts_note("%s %llu bytes sum %016llx", d[i].name, (unsigned long long)d[i].got,
+			(unsigned long long)d[i].sum);
+	}
+	close(c);
+	close(s);
+}
+
+static void scen_bulk(struct ts_run *r)
+{
+	bulk(r, 4u << 20);
+}
+
+static void t_bulk_v4(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_bulk});
+}
+
+static void t_bulk_v6(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_bulk, .family = AF_INET6});
+}
+
+/* ---- single writes just below, at and above power-of-two ring sizes ---- */
+
+struct one_write {
+	int fd;
+	uint64_t seed, off;
+	size_t len;
+};
+
+static void *write_once(void *arg)
+{
+	struct one_write *w = arg;
+	char *buf = malloc(w->len);
+
+	ts_fill(w->seed, w->off, buf, w->len);
+	/* One call: a blocking send returns only when all of it is taken. */
+	ssize_t n = send(w->fd, buf, w->len, MSG_NOSIGNAL);
+
+	if (n != (ssize_t)w->len)
+		ts_fail("send(%zu) returned %zd: %m", w->len, n);
+	free(buf);
+	return NULL;
+}
+
+static void scen_sizes(struct ts_run *r)
+{
+	size_t max = ts_ring_max();
+	uint64_t off[2] = {0, 0};
+	struct ts_rng g;
+	int fd[2];
+
+	ts_rng_init(&g, r->seed);
+	ts_pair(&fd[0], &fd[1]);
+	for (size_t p = 4096; p <= 2 * max; p *= 2) {
+		for (int d = -1; d <= 1; d++) {
+			for (int dir = 0; dir < 2; dir++) {
+				struct one_write w = {fd[dir], r->seed ^ dir, off[dir], p + d};
+				unsigned long t;
+
+				ts_phase("size %zu, direction %d", p + d, dir);
+				t = ts_spawn(write_once, &w);
+				ts_recv_stream(fd[!dir], w.seed, w.off, w.len, 3 * max, &g);
+				ts_join(t);
+				off[dir] += w.len;
+			}
+		}
+	}
+	ts_note("sent %llu and %llu bytes", (unsigned long long)off[0], (unsigned long long)off[1]);
+	close(fd[0]);
+	close(fd[1]);
+}
+
+static void t_capacity_sizes(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_sizes});
+}
+
+/* ---- one byte at a time ---- */
+
+static void *tiny_writer(void *arg)
+{
+	struct one_write *w = arg;
+
+	for (size_t i = 0; i < w->len; i++) {
+		char b;
+
+		ts_fill(w->seed, i, &b, 1);
+		ts_write_all(w->fd, &b, 1);
+	}
+	return NULL;
+}
+
+static void scen_tiny(struct ts_run *r)
+{
+	struct one_write w = {.seed = r->seed, .len = 20000};
+	struct ts_rng g;
+	unsigned long t;
+	int s;
+
+	ts_rng_init(&g, r->seed);
+	ts_pair(&w.fd, &s);
+	t = ts_spawn(tiny_writer, &w);
+	ts_recv_stream(s, w.seed, 0, w.len, 7, &g);
+	ts_join(t);
+	ts_note("%zu one-byte writes received", w.len);
+	close(w.fd);
+	close(s);
+}
+
+static void t_tiny_writes(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_tiny});
+}
+
+/* ---- start-up window: bytes sent before the pair is ready arrive first ---- */
+
+/*
+ * TCP_DEFER_ACCEPT: the server's socket (and so its ESTABLISHED callback)
+ * appears only with the client's first data, so that data is surely sent
+ * before the pair exists.
+ */
+static void scen_startup(struct ts_run *r)
+{
+	const uint64_t a = 3000, b = 300000;
+	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
+	int c = ts_connect(r->family, r->port), s;
+	struct ts_rng g;
+
+	ts_rng_init(&g, r->seed);
+	ts_phase("start-up bytes");
+	ts_send_stream(c, r->seed, 0, a, 1000, &g);
+	s = ts_accept(lfd, 10000);
+	close(lfd);
+	ts_expect_spliced(c);
+	ts_expect_spliced(s);
+	ts_phase("ring bytes");
+	struct one_write w = {c, r->seed, a, b};
+	unsigned long t = ts_spawn(write_once, &w);
+
+	ts_recv_stream(s, r->seed, 0, a + b, 70000, &g);
+	ts_join(t);
+	/* And the other direction, after the handoff. */
+	ts_send_stream(s, r->seed ^ 7, 0, 5000, 1000, &g);
+	ts_recv_stream(c, r->seed ^ 7, 0, 5000, 1000, &g);
+	ts_note("start-up %llu + ring %llu bytes in order", (unsigned long long)a,
+		(unsigned long long)b);
+	close(c);
+	close(s);
+}
+
+static void t_startup_first(void)
+{
+	ts_differential(&(struct ts_diff){
+		.fn = scen_startup,
+		.want = TS_WANT_RING " startup_bytes>0",
+	});
+}
+
+/* A large start-up backlog: the client writes much before the server accepts. */
+static void scen_startup_backlog(struct ts_run *r)
+{
+	const size_t a = 1 << 20;
+	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
+	int c = ts_connect(r->family, r->port), s;
+	struct one_write w = {c, r->seed, 0, a};
+	struct ts_rng g;
+	unsigned long t;
+
+	ts_rng_init(&g, r->seed);
+	t = ts_spawn(write_once, &w);
+	ts_sleep_ms(300);
+	s = ts_accept(lfd, 10000);
+	close(lfd);
+	ts_phase("reading the backlog");
+	ts_recv_stream(s, r->seed, 0, a, 100000, &g);
+	ts_join(t);
+	ts_expect_spliced(c);
+	ts_expect_spliced(s);
+	ts_phase("after the backlog");
+	w.off = a;
+	w.len = 200000;
+	t = ts_spawn(write_once, &w);
+	ts_recv_stream(s, r->seed, a, w.len, 100000, &g);
+	ts_join(t);
+	ts_note("backlog %zu + %zu bytes in order", a, w.len);
+	close(c);
+	close(s);
+}
+
+static void t_startup_backlog(void)
+{
+	ts_differential(&(struct ts_diff){
+		.fn = scen_startup_backlog,
+		.want = TS_WANT_RING " startup_bytes>0",
+	});
+}
+
+/* TCP_CORK and MSG_MORE held across the handoff: the corked bytes come first. */
+static void scen_cork(struct ts_run *r)
+{
+	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
+	int c, s;
+	struct ts_rng g;
+	char buf[50000];
+	uint64_t off = 0;
+
+	ts_rng_init(&g, r->seed);
+	c = ts_connect(r->family, r->port);
+	ts_set_int(c, IPPROTO_TCP, TCP_CORK, 1);
+	ts_fill(r->seed, off, buf, 100);
+	ts_write_all(c, buf, 100); /* held by the cork, then pushed by its timer */
+	off += 100;
+	s = ts_accept(lfd, 10000);
+	close(lfd);
+	ts_expect_spliced(c);
+	ts_expect_spliced(s);
+	ts_fill(r->seed, off, buf, 333);
+	TS_ASSERT(send(c, buf, 333, MSG_MORE) == 333, "send MSG_MORE: %m");
+	off += 333;
+	ts_fill(r->seed, off, buf, sizeof(buf));
+	ts_write_all(c, buf, sizeof(buf));
+	off += sizeof(buf);
+	ts_set_int(c, IPPROTO_TCP, TCP_CORK, 0);
+	ts_fill(r->seed, off, buf, 777);
+	TS_ASSERT(send(c, buf, 777, MSG_MORE) == 777, "send MSG_MORE: %m");
+	off += 777;
+	ts_fill(r->seed, off, buf, 10);
+	ts_write_all(c, buf, 10);
+	off += 10;
+	ts_phase("reading corked bytes");
+	ts_recv_stream(s, r->seed, 0, off, 4096, &g);
+	ts_note("%llu corked bytes in order", (unsigned long long)off);
+	close(c);
+	close(s);
+}
+
+static void t_cork_across_handoff(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_cork});
+}
+
+/* ---- a streaming echo: the client reads while it writes ---- */
+
+struct echo_arg {
+	int fd;
+	uint64_t len;
+};
+
+static void *echo_server(void *arg)
+{
+	struct echo_arg *e = arg;
+	char buf[65536];
+	uint64_t n = 0;
+
+	for (;;) {
+		ssize_t k = recv(e->fd, buf, sizeof(buf), 0);
+
+		if (k < 0)
+			ts_fail("echo server recv: %m");
+		if (k == 0)
+			break;
+		ts_write_all(e->fd, buf, k);
+		n += k;
+	}
+	shutdown(e->fd, SHUT_WR);
+	e->len = n;
+	return NULL;
+}
+
+struct stream_arg {
+	int fd;
+	uint64_t seed, len;
+	size_t max;
+	uint64_t rng;
+};
+
+static void *stream_writer(void *arg)
+{
+	struct stream_arg *a = arg;
+	struct ts_rng g;
+
+	ts_rng_init(&g, a->rng);
+	ts_send_stream(a->fd, a->seed, 0, a->len, a->max, &g);
+	shutdown(a->fd, SHUT_WR);
+	return NULL;
+}
+
+static void scen_echo(struct ts_run *r)
+{
+	struct stream_arg w = {
+		.seed = r->seed, .len = 2u << 20, .max = 3 * ts_ring_max(), .rng = r->seed};
+	struct echo_arg e;
+	unsigned long t1, t2;
+	uint64_t got;
+	int c, s;
+
+	ts_pair(&c, &s);
+	w.fd = c;
+	e.fd = s;
+	t1 = ts_spawn(echo_server, &e);
+	t2 = ts_spawn(stream_writer, &w);
+	ts_phase("reading the echo");
+	got = ts_read_stream_to_eof(c, r->seed, 100000);
+	ts_join(t1);
+	ts_join(t2);
+	TS_ASSERT(got == w.len, "echo: %llu of %llu bytes", (unsigned long long)got,
+		  (unsigned long long)w.len);
+	ts_note("echoed %llu bytes", (unsigned long long)got);
+	close(c);
+	close(s);
+}
+
+static void t_echo_stream(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_echo});
+}
+
+/* ---- both directions full at once, then both sides read concurrently ---- */
+
+struct recv_arg {
+	int fd;
+	uint64_t seed, len;
+	uint64_t rng;
+};
+
+static void *recv_thread(void *arg)
+{
+	struct recv_arg *a = arg;
+	struct ts_rng g;
+
+	ts_rng_init(&g, a->rng);
+	ts_recv_stream(a->fd, a->seed, 0, a->len, 100000, &g);
+	return NULL;
+}
+
+static void scen_both_full(struct ts_run *r)
+{
+	size_t len = 8 * ts_ring_max() + 12345;
+	struct one_write w[2];
+	struct recv_arg rd[2];
+	unsigned long t[2], tr[2];
+	int fd[2];
+
+	ts_pair(&fd[0], &fd[1]);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct one_write){fd[i], r->seed ^ (i + 1), 0, len};
+		t[i] = ts_spawn(write_once, &w[i]);
+	}
+	ts_sleep_ms(300); /* both writers blocked, both paths full */
+	ts_phase("reading both directions");
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct recv_arg){fd[!i], w[i].seed, len, r->seed + i};
+		tr[i] = ts_spawn(recv_thread, &rd[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		ts_join(tr[i]);
+		ts_join(t[i]);
+	}
+	ts_note("%zu bytes each way", len);
+	close(fd[0]);
+	close(fd[1]);
+}
+
+static void t_both_full(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_both_full});
+}
+
+/* ---- a full path blocks the sender until the reader makes room ---- */
+
+static void scen_full_blocks(struct ts_run *r)
+{
+	struct one_write w;
+	struct ts_rng g;
+	uint64_t filled;
+	unsigned long t;
+	int c, s;
+
+	ts_rng_init(&g, r->seed);
+	ts_pair(&c, &s);
+	ts_phase("filling");
+	filled = ts_fill_until_eagain(c, r->seed, 0);
+	ts_sleep_ms(100);
+	filled += ts_fill_until_eagain(c, r->seed, filled);
+	w = (struct one_write){c, r->seed, filled, 1000};
+	t = ts_spawn(write_once, &w);
+	ts_sleep_ms(300);
+	/* The blocked writer must still be in send(): nothing was read. */
+	TS_ASSERT(pthread_tryjoin_np((pthread_t)t, NULL) != 0,
+		  "a blocking send returned with the path full (%llu bytes queued)",
+		  (unsigned long long)filled);
+	ts_note("sender blocked while full");
+	ts_phase("draining");
+	ts_recv_stream(s, r->seed, 0, filled + w.len, 100000, &g);
+	ts_join(t);
+	ts_note("sender resumed, all bytes received");
+	close(c);
+	close(s);
+}
+
+static void t_full_blocks_sender(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_full_blocks});
+}
+
+static const struct ts_test tests[] = {
+	{"bulk-v4", t_bulk_v4, 0},
+	{"bulk-v6", t_bulk_v6, 0},
+	{"capacity-sizes", t_capacity_sizes, 0},
+	{"tiny-writes", t_tiny_writes, 0},
+	{"startup-first", t_startup_first, 0},
+	{"startup-backlog", t_startup_backlog, 0},
+	{"cork-across-handoff", t_cork_across_handoff, 0},
+	{"echo-stream", t_echo_stream, 0},
+	{"both-full", t_both_full, 0},
+	{"full-blocks-sender", t_full_blocks_sender, 0},
+};
+
+int main(int argc, char **argv)
+{
+	return ts_main(argc, argv, 0, tests, sizeof(tests) / sizeof(tests[0]));
+}
