@@ -9,8 +9,8 @@ KDIR       ?= /lib/modules/$(KVER)/build
 
 export BUILD
 
-.PHONY: all bpf tools progs module modules sparse testbed check demo bench clean \
-	help style
+.PHONY: all bpf tools progs module modules sparse testbed check demo clean help \
+	style
 
 all: bpf tools progs
 
@@ -21,7 +21,6 @@ help:
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
 	@echo '  make demo          plain TCP vs spliced vs AF_UNIX side by side in the test VM'
-	@echo '  make bench         the benchmarks in one VM boot per kernel'
 	@echo '  make style         checkpatch --strict and clang-format checks'
 	@echo '  make sparse KVER=  the module through sparse (C=2) against KVER'
 	@echo '  make clean         remove build/'
@@ -62,15 +61,11 @@ testbed:
 check:
 	tests/check
 
-# Both run the test VM from the host (as root): build in the test root first.
+# Runs the test VM from the host (as root): build in the test root first.
 DEMO_KERNEL ?= 7
 demo: testbed
 	tests/vm/chroot make -s all modules
 	tests/vm/run --kernel $(DEMO_KERNEL) -- tests/vm/demo
-
-bench: testbed
-	tests/vm/chroot make -s all modules
-	@for k in 6.12 7; do tests/vm/run --kernel $$k --timeout 3000 -- tests/vm/bench || exit 1; done
 
 style:
 	tests/style
