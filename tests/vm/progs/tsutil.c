@@ -710,6 +710,7 @@ void ts_note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
+	ts_log("note: %s", line);
 	n = strlen(line);
 	line[n++] = '\n';
 	pthread_mutex_lock(&ts_lock);
