@@ -829,6 +829,16 @@ void ts_differential(const struct ts_diff *d)
 		bad = ts_counters_check(&before, &after, want);
 		if (bad)
 			ts_fail("counters: %s", bad);
+		/* Every socket of the scenario is closed: no pair or parked end may remain. */
+		for (int g = 0; before.present && g < 2; g++) {
+			const char *gauge = g ? "parked" : "pairs_active";
+			long long b = ts_counter(&before, gauge, NULL);
+			long long v = ts_counter_wait(gauge, b, 5000);
+
+			if (v != b)
+				ts_fail("%s is %lld 5 s after every socket closed, was %lld before",
+					gauge, v, b);
+		}
 		ts_log("done in %.2f s", (ts_now_us() - t0) / 1e6);
 		ts_cur_run = NULL;
 	}
