@@ -42,6 +42,23 @@ static uint64_t ts_prog_seed;
 static struct ts_run *ts_cur_run;
 static int ts_cur_slot; /* index of the run in ts_sh->notes */
 static pthread_mutex_t ts_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*ts_cleanup_fn)(void);
+static pid_t ts_test_pid;
+
+static void ts_run_cleanup(void)
+{
+	void (*fn)(void) = ts_cleanup_fn;
+
+	if (fn && getpid() == ts_test_pid) {
+		ts_cleanup_fn = NULL;
+		fn();
+	}
+}
+
+void ts_cleanup(void (*fn)(void))
+{
+	ts_cleanup_fn = fn;
+}
 
 /* ---- reporting ---- */
 
@@ -74,6 +91,7 @@ void ts_fail(const char *fmt, ...)
 	if (ts_sh)
 		fprintf(stderr, "# fail: %s\n", ts_sh->reason);
 	fflush(NULL);
+	ts_run_cleanup();
 	_exit(1);
 }
 
@@ -86,6 +104,7 @@ void ts_skip(const char *fmt, ...)
 	ts_vset(ts_sh->reason, sizeof(ts_sh->reason), "", fmt, ap);
 	va_end(ap);
 	fflush(NULL);
+	ts_run_cleanup();
 	_exit(2);
 }
 
@@ -904,10 +923,12 @@ static int ts_run_one(int index, const struct ts_test *t, int timeout)
 		setpgid(0, 0);
 		ts_cur_test = t;
 		ts_cur_index = index;
+		ts_test_pid = getpid();
 		signal(SIGPIPE, SIG_IGN);
 		alarm(timeout);
 		t->fn();
 		fflush(NULL);
+		ts_run_cleanup();
 		_exit(0);
 	}
 	setpgid(pid, pid);

@@ -37,6 +37,8 @@ int ts_main(int argc, char **argv, int port_base, const struct ts_test *tests, s
 /* Fail the running test: records the first reason and ends its process. */
 void ts_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void ts_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Called once when the test's own process ends, passing or failing (not on a timeout). */
+void ts_cleanup(void (*fn)(void));
 /* What the test is doing now: reported if it times out. */
 void ts_phase(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Diagnostics on stderr ("# ..."), never parsed. */
