@@ -88,8 +88,14 @@ void ts_fail(const char *fmt, ...)
 		va_end(ap);
 		ts_sh->failed = 1;
 	}
-	if (ts_sh)
+	if (ts_sh) {
 		fprintf(stderr, "# fail: %s\n", ts_sh->reason);
+	} else { /* a helper outside ts_main */
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
 	fflush(NULL);
 	ts_run_cleanup();
 	_exit(1);
