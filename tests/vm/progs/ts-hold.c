@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 	c = ts_connect(AF_INET, port);
 	s = ts_accept(lfd, 5000);
 	close(lfd);
+	ts_warm_up(c, s);
 	ts_send_stream(c, 1, 0, PENDING, 1000, &g);
 	ts_send_stream(s, 2, 0, PENDING, 1000, &g);
 	ts_sleep_ms(50);

@@ -280,35 +280,46 @@ static void t_tiny_writes(void)
 /* ---- start-up window: bytes sent before the pair is ready arrive first ---- */
 
 /*
- * TCP_DEFER_ACCEPT: the server's socket (and so its ESTABLISHED callback)
- * appears only with the client's first data, so that data is surely sent
- * before the pair exists.
+ * Three stretches of one stream: A before the server's socket exists
+ * (TCP_DEFER_ACCEPT creates it with the first data, so A surely precedes the
+ * pair), B once paired but before the server ever read (the module hands a
+ * direction over only once its receiver reads), C after the server read:
+ * the ring.  A, B and C must arrive in order.
  */
 static void scen_startup(struct ts_run *r)
 {
-	const uint64_t a = 3000, b = 300000;
+	const uint64_t a = 3000, b = 5000, c_len = 300000;
 	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
 	int c = ts_connect(r->family, r->port), s;
 	struct ts_rng g;
+	char one;
 
 	ts_rng_init(&g, r->seed);
-	ts_phase("start-up bytes");
+	ts_phase("start-up bytes before the pair");
 	ts_send_stream(c, r->seed, 0, a, 1000, &g);
 	s = ts_accept(lfd, 10000);
 	close(lfd);
 	ts_expect_spliced(c);
 	ts_expect_spliced(s);
+	ts_phase("start-up bytes of the pair");
+	ts_send_stream(c, r->seed, a, b, 1000, &g);
+	ts_sleep_ms(50);
+	ts_phase("reading the start-up bytes");
+	ts_recv_stream(s, r->seed, 0, a + b, 1000, &g);
 	ts_phase("ring bytes");
-	struct one_write w = {c, r->seed, a, b};
+	struct one_write w = {c, r->seed, a + b, c_len};
 	unsigned long t = ts_spawn(write_once, &w);
 
-	ts_recv_stream(s, r->seed, 0, a + b, 70000, &g);
+	ts_recv_stream(s, r->seed, a + b, c_len, 70000, &g);
 	ts_join(t);
-	/* And the other direction, after the handoff. */
+	/* The other direction: the same, starting once the client read. */
 	ts_send_stream(s, r->seed ^ 7, 0, 5000, 1000, &g);
 	ts_recv_stream(c, r->seed ^ 7, 0, 5000, 1000, &g);
-	ts_note("start-up %llu + ring %llu bytes in order", (unsigned long long)a,
-		(unsigned long long)b);
+	ts_send_stream(s, r->seed ^ 7, 5000, 100000, 10000, &g);
+	ts_recv_stream(c, r->seed ^ 7, 5000, 100000, 10000, &g);
+	TS_ASSERT(recv(s, &one, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "extra bytes");
+	ts_note("start-up %llu + %llu, then %llu bytes in order", (unsigned long long)a,
+		(unsigned long long)b, (unsigned long long)c_len);
 	close(c);
 	close(s);
 }
@@ -317,11 +328,14 @@ static void t_startup_first(void)
 {
 	ts_differential(&(struct ts_diff){
 		.fn = scen_startup,
-		.want = TS_WANT_RING " startup_bytes>0",
+		.want = TS_WANT_RING " handoffs>=2 startup_bytes>0",
 	});
 }
 
-/* A large start-up backlog: the client writes much before the server accepts. */
+/*
+ * A large start-up backlog: the client writes 1 MiB in one call before the
+ * server accepts; its later writes go through the ring.
+ */
 static void scen_startup_backlog(struct ts_run *r)
 {
 	const size_t a = 1 << 20;
@@ -354,46 +368,61 @@ static void scen_startup_backlog(struct ts_run *r)
 
 static void t_startup_backlog(void)
 {
+	/* The backlog itself went over TCP: fewer ring bytes than bytes sent. */
 	ts_differential(&(struct ts_diff){
 		.fn = scen_startup_backlog,
-		.want = TS_WANT_RING " startup_bytes>0",
+		.want = TS_WANT_RING " ring_bytes_tx<1248576",
 	});
 }
 
-/* TCP_CORK and MSG_MORE held across the handoff: the corked bytes come first. */
+/*
+ * TCP_CORK and MSG_MORE across the handoff: start-up bytes still held by the
+ * cork in the TCP send queue when the ring takes over must come first.
+ */
+struct cork_reader {
+	int fd;
+	uint64_t seed, len;
+};
+
+static void *cork_read(void *arg)
+{
+	struct cork_reader *a = arg;
+
+	ts_recv_stream(a->fd, a->seed, 0, a->len, 4096, &(struct ts_rng){a->seed});
+	return NULL;
+}
+
+static void cork_send(int fd, uint64_t seed, uint64_t *off, size_t n, int flags)
+{
+	char *buf = malloc(n);
+
+	ts_fill(seed, *off, buf, n);
+	if (send(fd, buf, n, flags | MSG_NOSIGNAL) != (ssize_t)n)
+		ts_fail("send of %zu (flags %#x): %m", n, flags);
+	*off += n;
+	free(buf);
+}
+
 static void scen_cork(struct ts_run *r)
 {
-	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
-	int c, s;
-	struct ts_rng g;
-	char buf[50000];
+	struct cork_reader rd;
 	uint64_t off = 0;
+	unsigned long t;
+	int c, s;
 
-	ts_rng_init(&g, r->seed);
-	c = ts_connect(r->family, r->port);
+	ts_pair_cold(&c, &s);
 	ts_set_int(c, IPPROTO_TCP, TCP_CORK, 1);
-	ts_fill(r->seed, off, buf, 100);
-	ts_write_all(c, buf, 100); /* held by the cork, then pushed by its timer */
-	off += 100;
-	s = ts_accept(lfd, 10000);
-	close(lfd);
-	ts_expect_spliced(c);
-	ts_expect_spliced(s);
-	ts_fill(r->seed, off, buf, 333);
-	TS_ASSERT(send(c, buf, 333, MSG_MORE) == 333, "send MSG_MORE: %m");
-	off += 333;
-	ts_fill(r->seed, off, buf, sizeof(buf));
-	ts_write_all(c, buf, sizeof(buf));
-	off += sizeof(buf);
+	cork_send(c, r->seed, &off, 100, 0); /* held by the cork, receiver not reading */
+	rd = (struct cork_reader){s, r->seed, 100 + 333 + 50000 + 777 + 10};
+	t = ts_spawn(cork_read, &rd);
+	ts_sleep_ms(50); /* the reader waits in recvmsg: the next send may hand off */
+	cork_send(c, r->seed, &off, 333, MSG_MORE);
+	cork_send(c, r->seed, &off, 50000, 0);
 	ts_set_int(c, IPPROTO_TCP, TCP_CORK, 0);
-	ts_fill(r->seed, off, buf, 777);
-	TS_ASSERT(send(c, buf, 777, MSG_MORE) == 777, "send MSG_MORE: %m");
-	off += 777;
-	ts_fill(r->seed, off, buf, 10);
-	ts_write_all(c, buf, 10);
-	off += 10;
+	cork_send(c, r->seed, &off, 777, MSG_MORE);
+	cork_send(c, r->seed, &off, 10, 0);
 	ts_phase("reading corked bytes");
-	ts_recv_stream(s, r->seed, 0, off, 4096, &g);
+	ts_join(t);
 	ts_note("%llu corked bytes in order", (unsigned long long)off);
 	close(c);
 	close(s);

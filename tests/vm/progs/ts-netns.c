@@ -103,6 +103,11 @@ static void server(const struct end *e)
 	s = ts_accept(lfd, 20000);
 	close(lfd);
 	ts_expect_spliced(s);
+	/* The counterpart of ts_warm_up() in the client. */
+	char w;
+
+	ts_read_full(s, &w, 1);
+	ts_write_all(s, &w, 1);
 	/* Client->server stream, then the server's own stream back. */
 	ts_recv_stream(s, e->seed, 0, XFER, 65536, &(struct ts_rng){e->seed});
 	ts_send_stream(s, e->seed ^ 1, 0, XFER, 65536, &(struct ts_rng){e->seed});
@@ -125,6 +130,10 @@ static void client(const struct end *e)
 	}
 	c = ts_connect_at(e->addr, e->port, e->bind, e->bind_port);
 	ts_expect_spliced(c);
+	char w = 'w';
+
+	ts_write_all(c, &w, 1);
+	ts_read_full(c, &w, 1);
 	ts_send_stream(c, e->seed, 0, XFER, 65536, &(struct ts_rng){e->seed});
 	ts_recv_stream(c, e->seed ^ 1, 0, XFER, 65536, &(struct ts_rng){e->seed});
 	close(c);

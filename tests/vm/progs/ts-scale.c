@@ -47,6 +47,7 @@ static void scen_concurrent(struct ts_run *r)
 	for (int i = 0; i < CONNS; i++) {
 		cli[i] = ts_connect(r->family, r->port);
 		srv[i] = ts_accept(lfd, 5000);
+		ts_warm_up(cli[i], srv[i]);
 	}
 	close(lfd);
 	ts_phase("client writes");

@@ -505,12 +505,17 @@ static void scen_fionread(struct ts_run *r)
 	int c = ts_connect(r->family, r->port), s, v;
 	char buf[1000];
 
-	/* 1000 start-up bytes (TCP_DEFER_ACCEPT: before the pair exists), then 2000 more. */
+	/*
+	 * 1000 start-up bytes (TCP_DEFER_ACCEPT: before the pair exists), then,
+	 * once the server entered recvmsg (a peek), 2000 ring bytes.
+	 */
 	send_stream_at(c, r->seed, 0, 1000);
 	s = ts_accept(lfd, 10000);
 	close(lfd);
 	ts_expect_spliced(c);
 	ts_expect_spliced(s);
+	wait_inq(s, 1000);
+	TS_ASSERT(recv(s, buf, 1, MSG_PEEK) == 1, "peek: %m");
 	send_stream_at(c, r->seed, 1000, 2000);
 	wait_inq(s, 3000);
 	ts_sleep_ms(50);

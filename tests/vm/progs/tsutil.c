@@ -382,11 +382,14 @@ static int ts_conns_scan(unsigned long long inode, const char *state, int port, 
 			   c.remote, &c.inode, &c.ring_tx, &c.ring_rx, &c.rx_fill, &c.rx_size) < 4)
 			continue;
 		if (inode) {
-			if (c.inode == inode) {
+			/*
+			 * A socket that reconnected can be listed twice: its
+			 * old, closed channel and a new one.  Prefer the live one.
+			 */
+			if (c.inode == inode && (!count || strcmp(c.state, "closed"))) {
 				if (out)
 					*out = c;
-				fclose(f);
-				return 1;
+				count = 1;
 			}
 			continue;
 		}
@@ -779,6 +782,28 @@ void ts_expect_spliced(int fd)
 	ts_fail("socket %s -> %s is '%s', not paired, after 3 s", c.local, c.remote, c.state);
 }
 
+void ts_warm_up(int c, int s)
+{
+	char b = 'w';
+
+	ts_write_all(c, &b, 1);
+	ts_read_full(s, &b, 1);
+	ts_write_all(s, &b, 1);
+	ts_read_full(c, &b, 1);
+}
+
+void ts_pair_cold(int *cli, int *srv)
+{
+	struct ts_run *r = ts_cur_run;
+	int lfd = ts_listen(r->family, r->port);
+
+	*cli = ts_connect(r->family, r->port);
+	*srv = ts_accept(lfd, 5000);
+	close(lfd);
+	ts_expect_spliced(*cli);
+	ts_expect_spliced(*srv);
+}
+
 void ts_pair_family(int family, int *cli, int *srv)
 {
 	struct ts_run *r = ts_cur_run;
@@ -789,6 +814,7 @@ void ts_pair_family(int family, int *cli, int *srv)
 	close(lfd);
 	ts_expect_spliced(*cli);
 	ts_expect_spliced(*srv);
+	ts_warm_up(*cli, *srv);
 }
 
 void ts_pair(int *cli, int *srv)

@@ -203,9 +203,20 @@ void ts_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * lists it as paired, plain runs check the module does not track it.
  */
 void ts_expect_spliced(int fd);
-/* Connected pair on the run's port (listener closed), checked with ts_expect_spliced. */
+/*
+ * One byte each way, each read by the other end.  The module hands a
+ * direction over to the ring only once its receiver has entered recvmsg, so
+ * after this every later send of either end goes through the ring.
+ */
+void ts_warm_up(int c, int s);
+/*
+ * Connected pair on the run's port (listener closed), checked with
+ * ts_expect_spliced, warmed up.
+ */
 void ts_pair(int *cli, int *srv);
 /* Same, with the run's family overridden. */
 void ts_pair_family(int family, int *cli, int *srv);
+/* Not warmed up: both directions still in their start-up window. */
+void ts_pair_cold(int *cli, int *srv);
 
 #endif /* TS_UTIL_H */
