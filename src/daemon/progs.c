@@ -47,7 +47,7 @@ int tsd_prefix_map_create(void)
 		return -errno;
 	def = skel->maps.local_prefixes;
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = bpf_map__map_flags(def));
-	fd = bpf_map_create(bpf_map__type(def), "ts_local_pfx", bpf_map__key_size(def),
+	fd = bpf_map_create(bpf_map__type(def), "local_prefixes", bpf_map__key_size(def),
 			    bpf_map__value_size(def), bpf_map__max_entries(def), &opts);
 	if (fd < 0)
 		fd = -errno;
