@@ -263,6 +263,42 @@ static void t_peek_off(void)
 	ts_differential(&(struct ts_diff){.fn = scen_peek_off});
 }
 
+/*
+ * Bytes queued on both sides of the handoff: 1000 over TCP (start-up), 2000
+ * in the ring.  A peek and a read of 4096 see all 3000 at once, as over TCP
+ * where both are just queued segments.
+ */
+static void scen_boundary(struct ts_run *r)
+{
+	int lfd = ts_listen_at(ts_loopback(r->family), r->port, 16, 5);
+	int c = ts_connect(r->family, r->port), s;
+	char buf[4096];
+	ssize_t n;
+
+	send_stream_at(c, r->seed, 0, 1000);
+	s = ts_accept(lfd, 10000);
+	close(lfd);
+	ts_expect_spliced(c);
+	ts_expect_spliced(s);
+	wait_inq(s, 1000);
+	TS_ASSERT(recv(s, buf, 1, MSG_PEEK) == 1, "peek: %m");
+	send_stream_at(c, r->seed, 1000, 2000);
+	wait_inq(s, 3000);
+	n = recv(s, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	ts_note("peek 4096 over 1000 TCP + 2000 ring bytes: %s", res(n, errno));
+	TS_ASSERT(n > 0 && ts_check(r->seed, 0, buf, n) < 0, "peek: wrong bytes");
+	n = recv(s, buf, sizeof(buf), 0);
+	ts_note("recv 4096: %s", res(n, errno));
+	TS_ASSERT(n > 0 && ts_check(r->seed, 0, buf, n) < 0, "recv: wrong bytes");
+	close(c);
+	close(s);
+}
+
+static void t_boundary(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_boundary});
+}
+
 /* ---- MSG_WAITALL over bytes that arrive in pieces ---- */
 
 struct trickle {
@@ -1035,6 +1071,7 @@ static const struct ts_test tests[] = {
 	{"peek", t_peek, 0},
 	{"peek-wait", t_peek_wait, 0},
 	{"peek-off", t_peek_off, 0},
+	{"boundary", t_boundary, 0},
 	{"waitall", t_waitall, 0},
 	{"rcvtimeo", t_rcvtimeo, 0},
 	{"sndtimeo", t_sndtimeo, 0},
