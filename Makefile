@@ -9,10 +9,10 @@ KDIR       ?= /lib/modules/$(KVER)/build
 
 export BUILD
 
-.PHONY: all bpf tools progs module modules sparse testbed check demo clean help \
+.PHONY: all bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
 	style
 
-all: bpf tools progs
+all: bpf lib daemon cli tools progs benchprog
 
 help:
 	@echo 'tcp-splice make targets'
@@ -28,8 +28,20 @@ help:
 bpf:
 	$(MAKE) -C src/bpf
 
+lib:
+	$(MAKE) -C src/lib
+
+daemon: bpf lib
+	$(MAKE) -C src/daemon
+
+cli: lib
+	$(MAKE) -C src/cli
+
 tools: bpf
 	$(MAKE) -C tests/tools
+
+benchprog:
+	$(MAKE) -C tests/bench
 
 progs:
 	$(MAKE) -C tests/vm/progs
