@@ -5,16 +5,17 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <bpf/bpf.h>
 
+#include "../lib/ts-cleanup.h"
 #include "../lib/ts-pins.h"
 #include "attach.h"
 #include "log.h"
 #include "progs.h"
-#include "util.h"
 
 static struct tsd_attachment *lookup(struct tsd_attachments *a, uint64_t id, size_t *pos)
 {

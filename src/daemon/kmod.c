@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/ts-cleanup.h"
 #include "kmod.h"
 #include "log.h"
-#include "util.h"
 
 #define MODULE_NAME  "tcp_splice"
 #define MODULE_SYSFS "/sys/module/" MODULE_NAME

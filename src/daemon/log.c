@@ -11,8 +11,8 @@
 #include <bpf/libbpf.h>
 #include <systemd/sd-journal.h>
 
+#include "../lib/ts-cleanup.h"
 #include "log.h"
-#include "util.h"
 
 #define TSD_IDENT	 "tcp-spliced"
 #define MAX_ENTRY_FIELDS 14

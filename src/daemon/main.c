@@ -30,11 +30,11 @@ static void usage(FILE *f)
 	      "Attach the tcp-splice sock_ops program to the cgroups the policies of FILE\n"
 	      "(default " DEFAULT_CONFIG ") name, and keep them attached as cgroups come\n"
 	      "and go.  Meant to run as tcp-spliced.service; see tcp-spliced(8).\n"
-	      "  -c, --config FILE        the configuration file\n"
-	      "      --check-config [FILE] check FILE and exit: 0 if valid, else 1 and\n"
-	      "                           FILE:LINE: messages on stderr\n"
-	      "  -h, --help               this text\n"
-	      "  -V, --version            the version\n",
+	      "  -c, --config FILE          the configuration file\n"
+	      "      --check-config [FILE]  check FILE and exit: 0 if valid, else 1 and\n"
+	      "                             FILE:LINE: messages on stderr\n"
+	      "  -h, --help                 this text\n"
+	      "  -V, --version              the version\n",
 	      f);
 }
 

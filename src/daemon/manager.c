@@ -6,12 +6,14 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "../lib/ts-cleanup.h"
 #include "../lib/ts-cgroup.h"
 #include "../lib/ts-policy.h"
 #include "../lib/ts-stats.h"
@@ -23,7 +25,6 @@
 #include "manager.h"
 #include "netwatch.h"
 #include "progs.h"
-#include "util.h"
 
 #define USEC_PER_SEC 1000000ULL
 

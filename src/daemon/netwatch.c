@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bpf/bpf.h>
@@ -20,7 +21,6 @@
 #include "../bpf/tcp_splice_policy.h"
 #include "log.h"
 #include "netwatch.h"
-#include "util.h"
 
 /* Changes come in bursts (a container start brings a link, addresses, routes): one update. */
 #define SETTLE_USEC (100 * 1000)

@@ -3,16 +3,17 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "../lib/ts-cleanup.h"
 #include "../lib/ts-pins.h"
 #include "log.h"
 #include "progs.h"
 #include "tcp_splice.skel.h"
-#include "util.h"
 
 static void policy_of(const struct tsd_policy *src, struct ts_policy *dst)
 {

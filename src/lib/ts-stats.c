@@ -15,26 +15,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "ts-cleanup.h"
 #include "ts-stats.h"
 
 #define TS_CONNS_HEADER "state local remote inode ring_tx ring_rx rx_fill rx_size"
 
 /* A per-CPU value is copied out in 8-byte slots, one per possible CPU. */
 _Static_assert(sizeof(struct ts_stats) % 8 == 0, "ts_stats must fill 8-byte slots");
-
-static void close_file(FILE **f)
-{
-	if (*f)
-		fclose(*f);
-}
-
-static void free_str(char **s)
-{
-	free(*s);
-}
-
-#define _cleanup_file_ __attribute__((cleanup(close_file)))
-#define _cleanup_str_  __attribute__((cleanup(free_str)))
 
 void ts_counters_free(struct ts_counters *c)
 {
@@ -61,8 +48,8 @@ static int counters_append(struct ts_counters *c, const char *name, int64_t valu
 
 int ts_counters_read(const char *path, struct ts_counters *out)
 {
-	_cleanup_file_ FILE *f = fopen(path ? path : TS_PROC_COUNTERS, "re");
-	_cleanup_str_ char *line = NULL;
+	_cleanup_fclose_ FILE *f = fopen(path ? path : TS_PROC_COUNTERS, "re");
+	_cleanup_free_ char *line = NULL;
 	struct ts_counters c = {0};
 	size_t cap = 0;
 
@@ -176,8 +163,8 @@ void ts_conns_free(struct ts_conns *c)
 
 int ts_conns_read(const char *path, struct ts_conns *out)
 {
-	_cleanup_file_ FILE *f = fopen(path ? path : TS_PROC_CONNS, "re");
-	_cleanup_str_ char *line = NULL;
+	_cleanup_fclose_ FILE *f = fopen(path ? path : TS_PROC_CONNS, "re");
+	_cleanup_free_ char *line = NULL;
 	struct ts_conns c = {0};
 	size_t cap = 0, alloc = 0;
 	ssize_t n;
