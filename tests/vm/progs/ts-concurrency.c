@@ -137,6 +137,21 @@ static void t_fork_writers(void)
 	ts_differential(&(struct ts_diff){.fn = scen_fork_writers});
 }
 
+struct closer {
+	unsigned long *t;
+	int fd;
+};
+
+static void *join_and_shut(void *arg)
+{
+	struct closer *k = arg;
+
+	ts_join(k->t[0]);
+	ts_join(k->t[1]);
+	shutdown(k->fd, SHUT_WR);
+	return NULL;
+}
+
 static void scen_thread_writers(struct ts_run *r)
 {
 	struct writer a[2];
@@ -148,10 +163,12 @@ static void scen_thread_writers(struct ts_run *r)
 		a[w] = (struct writer){c, w, r->seed};
 		t[w] = ts_spawn(write_records, &a[w]);
 	}
-	for (int w = 0; w < 2; w++)
-		ts_join(t[w]);
-	shutdown(c, SHUT_WR);
+	/* The last writer to finish shuts down: EOF for the reader. */
+	struct closer k = {t, c};
+	unsigned long tk = ts_spawn(join_and_shut, &k);
+
 	check_records(s, r->seed);
+	ts_join(tk);
 	close(c);
 	close(s);
 }

@@ -160,8 +160,7 @@ static void scen_zerocopy_before_connect(struct ts_run *r)
 			  strcmp(splice_state(s, NULL), "paired"),
 		  "a socket with SO_ZEROCOPY set before connect was paired");
 	zerocopy_transfer(c, s, r->seed, 200000);
-	send_at(s, r->seed, 0, 100000);
-	ts_recv_stream(c, r->seed, 0, 100000, 65536, &(struct ts_rng){1});
+	ts_transfer(s, c, r->seed, 0, 100000);
 	ts_note("bytes intact both ways");
 	close(c);
 	close(s);
@@ -269,8 +268,7 @@ static void scen_oob(struct ts_run *r)
 	}
 	read_urgent(s, mode == 1 ? 62 : 60);
 	/* The other direction is unaffected and uses the ring. */
-	send_at(s, r->seed, 0, 50000);
-	ts_recv_stream(c, r->seed, 0, 50000, 65536, &(struct ts_rng){1});
+	ts_transfer(s, c, r->seed, 0, 50000);
 	ts_note("reverse direction intact");
 	if (r->splice && mode != 2) {
 		TS_ASSERT(ts_conn_of_fd(c, &ci) == 1, "client socket no longer listed");
@@ -361,10 +359,8 @@ static void scen_repair(struct ts_run *r)
 	ts_sleep_ms(50);
 	ts_log("a %s, b %s", splice_state(a, NULL), splice_state(b, NULL));
 	TS_ASSERT(strcmp(splice_state(a, NULL), "paired"), "a repaired socket was paired");
-	send_at(a, r->seed, 0, 100000);
-	ts_recv_stream(b, r->seed, 0, 100000, 65536, &(struct ts_rng){1});
-	send_at(b, r->seed, 0, 100000);
-	ts_recv_stream(a, r->seed, 0, 100000, 65536, &(struct ts_rng){1});
+	ts_transfer(a, b, r->seed, 0, 100000);
+	ts_transfer(b, a, r->seed, 0, 100000);
 	ts_note("repaired pair carries bytes both ways");
 	close(a);
 	close(b);
@@ -404,8 +400,7 @@ static void scen_ulp(struct ts_run *r)
 	}
 	if (r->splice) {
 		/* Still spliced, still carrying bytes. */
-		send_at(c, r->seed, 1000, 100000);
-		ts_recv_stream(s, r->seed, 1000, 100000, 65536, &(struct ts_rng){1});
+		ts_transfer(c, s, r->seed, 1000, 100000);
 		ts_expect_spliced(c);
 		ts_expect_spliced(s);
 	}
@@ -431,10 +426,8 @@ static void scen_v4mapped(struct ts_run *r)
 
 	close(lfd);
 	ts_log("v4-mapped client %s, server %s", splice_state(c, NULL), splice_state(s, NULL));
-	send_at(c, r->seed, 0, 300000);
-	ts_recv_stream(s, r->seed, 0, 300000, 65536, &(struct ts_rng){1});
-	send_at(s, r->seed, 0, 300000);
-	ts_recv_stream(c, r->seed, 0, 300000, 65536, &(struct ts_rng){1});
+	ts_transfer(c, s, r->seed, 0, 300000);
+	ts_transfer(s, c, r->seed, 0, 300000);
 	ts_note("bytes intact both ways");
 	close(c);
 	close(s);

@@ -43,10 +43,10 @@ int main(int argc, char **argv)
 	while (read(0, &b, 1) > 0)
 		;
 	/* Still one stream each way, pending bytes first. */
-	ts_send_stream(c, 1, PENDING, 100000, 5000, &g);
-	ts_send_stream(s, 2, PENDING, 100000, 5000, &g);
-	ts_recv_stream(s, 1, 0, PENDING + 100000, 5000, &g);
-	ts_recv_stream(c, 2, 0, PENDING + 100000, 5000, &g);
+	ts_recv_stream(s, 1, 0, PENDING, 5000, &g);
+	ts_recv_stream(c, 2, 0, PENDING, 5000, &g);
+	ts_transfer(c, s, 1, PENDING, 100000);
+	ts_transfer(s, c, 2, PENDING, 100000);
 	close(c);
 	close(s);
 	printf("done\n");

@@ -313,10 +313,9 @@ static void scen_startup(struct ts_run *r)
 	ts_recv_stream(s, r->seed, a + b, c_len, 70000, &g);
 	ts_join(t);
 	/* The other direction: the same, starting once the client read. */
-	ts_send_stream(s, r->seed ^ 7, 0, 5000, 1000, &g);
-	ts_recv_stream(c, r->seed ^ 7, 0, 5000, 1000, &g);
-	ts_send_stream(s, r->seed ^ 7, 5000, 100000, 10000, &g);
-	ts_recv_stream(c, r->seed ^ 7, 5000, 100000, 10000, &g);
+	ts_send_stream(s, r->seed ^ 7, 0, 3000, 1000, &g);
+	ts_recv_stream(c, r->seed ^ 7, 0, 3000, 1000, &g);
+	ts_transfer(s, c, r->seed ^ 7, 3000, 100000);
 	TS_ASSERT(recv(s, &one, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "extra bytes");
 	ts_note("start-up %llu + %llu, then %llu bytes in order", (unsigned long long)a,
 		(unsigned long long)b, (unsigned long long)c_len);

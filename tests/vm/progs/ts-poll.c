@@ -463,11 +463,11 @@ static void scen_hup(struct ts_run *r)
 
 	ring_pair(r, &c, &s);
 	ep = epoll_add(s, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
-	send_at(c, r->seed, 16, 5000);
+	send_at(c, r->seed, 16, 3000); /* fits the smallest ring */
 	close(c);
 	ts_note("peer wrote and closed: %s", settled_mask(s));
 	ts_note("epoll: %s", mask_str(epoll_once(ep, 1000)));
-	drain(s, r->seed, 16, 5000);
+	drain(s, r->seed, 16, 3000);
 	ts_note("drained: %s", settled_mask(s));
 	shutdown(s, SHUT_WR);
 	ts_note("own SHUT_WR: %s", settled_mask(s));

@@ -668,9 +668,9 @@ static void scen_concurrent_close(struct ts_run *r)
 			ts_expect_spliced(s);
 		}
 		ts_warm_up(c, s);
-		/* Bytes in both rings, some read, some not. */
+		/* Bytes in both rings (within the smallest ring), some read, some not. */
 		send_at(c, r->seed, 0, 3000);
-		send_at(s, r->seed, 0, 5000);
+		send_at(s, r->seed, 0, 2000);
 		if (i % 2)
 			ts_read_full(s, (char[3000]){0}, 3000);
 		t = ts_spawn(close_thread, &k[0]);

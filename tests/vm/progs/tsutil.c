@@ -619,6 +619,30 @@ void ts_recv_stream(int fd, uint64_t seed, uint64_t off, uint64_t len, size_t ma
 	free(buf);
 }
 
+struct ts_xfer {
+	int fd;
+	uint64_t seed, off, len;
+};
+
+static void *ts_xfer_send(void *arg)
+{
+	struct ts_xfer *x = arg;
+	struct ts_rng g = {x->seed ^ x->off};
+
+	ts_send_stream(x->fd, x->seed, x->off, x->len, 65536, &g);
+	return NULL;
+}
+
+void ts_transfer(int wfd, int rfd, uint64_t seed, uint64_t off, uint64_t len)
+{
+	struct ts_xfer x = {wfd, seed, off, len};
+	struct ts_rng g = {seed ^ len};
+	unsigned long t = ts_spawn(ts_xfer_send, &x);
+
+	ts_recv_stream(rfd, seed, off, len, 65536, &g);
+	ts_join(t);
+}
+
 uint64_t ts_fill_until_eagain(int fd, uint64_t seed, uint64_t off)
 {
 	static __thread char buf[65536];

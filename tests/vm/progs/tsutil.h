@@ -152,6 +152,11 @@ void ts_send_stream(int fd, uint64_t seed, uint64_t off, uint64_t len, size_t ma
 /* Receives exactly len bytes of stream seed from off, random read sizes. */
 void ts_recv_stream(int fd, uint64_t seed, uint64_t off, uint64_t len, size_t max_chunk,
 		    struct ts_rng *rng);
+/*
+ * Sends len bytes of stream seed from off on wfd (in a thread) while reading
+ * and checking them on rfd: never relies on buffer or ring capacity.
+ */
+void ts_transfer(int wfd, int rfd, uint64_t seed, uint64_t off, uint64_t len);
 /* Fills the path towards the peer until a non-blocking send gets EAGAIN; returns bytes. */
 uint64_t ts_fill_until_eagain(int fd, uint64_t seed, uint64_t off);
 /* Largest ring of the module in bytes (parameter ring_max_kb; 64 KiB if unknown). */
