@@ -285,9 +285,10 @@ static void status_text(const struct daemon_state *d, const struct pins_state *s
 		printf("Daemon:   unknown (systemctl show " SERVICE " failed)\n");
 	else if (!strcmp(d->load, "not-found"))
 		printf("Daemon:   " SERVICE " is not installed\n");
+	else if (d->pid)
+		printf("Daemon:   %s (%s), pid %ld\n", d->active, d->sub, d->pid);
 	else
-		printf("Daemon:   %s (%s)%s%.0ld\n", d->active, d->sub, d->pid ? ", pid " : "",
-		       d->pid);
+		printf("Daemon:   %s (%s)\n", d->active, d->sub);
 	if (d->status[0])
 		printf("Status:   %s\n", d->status);
 

@@ -241,7 +241,7 @@ int tsd_attach_set(struct tsd_attachments *a, int cgfd, uint64_t cgroup_id, cons
 	}
 	if (!prog) {
 		if (e)
-			drop(a, e, true, "no policy claims it now");
+			drop(a, e, true, "no policy of its own claims it now");
 		return 0;
 	}
 	if (e && e->prog_id == prog->id && !strcmp(e->policy, prog->name))
