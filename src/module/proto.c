@@ -24,10 +24,13 @@
 			int flags, int *addr_len
 #define ts_base_recv(ch, sk, msg, len, flags) \
 	((ch)->base->recvmsg(sk, msg, len, flags, addr_len))
+#define ts_peek_recv(ch, sk, msg, len, flags) \
+	ts_peek(ch, sk, msg, len, flags, addr_len)
 #else
 #define TS_RECV_ARGS	struct sock *sk, struct msghdr *msg, size_t len, int flags
 #define ts_base_recv(ch, sk, msg, len, flags) \
 	((ch)->base->recvmsg(sk, msg, len, flags))
+#define ts_peek_recv(ch, sk, msg, len, flags) ts_peek(ch, sk, msg, len, flags)
 #endif
 
 static int ts_recvmsg(TS_RECV_ARGS);
@@ -125,6 +128,9 @@ static bool ts_handoff(struct ts_chan *ch, struct ts_chan *peer,
 	return true;
 }
 
+/* ts_send_ring(): nothing sent, the rest must go to TCP (not an errno). */
+#define TS_SEND_TCP	(-MAX_ERRNO - 1)
+
 static long ts_wait_space(struct sock *sk, struct ts_chan *peer, long timeo)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
@@ -147,11 +153,6 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 	size_t copied = 0;
 	int err = 0;
 
-	/* Urgent data cannot follow the boundary without breaking order. */
-	if (msg->msg_flags & MSG_OOB)
-		return -EOPNOTSUPP;
-	if (ts_zerocopy(sk, msg))
-		return -ENOBUFS;
 	while (msg_data_left(msg)) {
 		ssize_t n;
 
@@ -159,9 +160,14 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 			err = sock_error(sk);
 			break;
 		}
-		if ((READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
-		    READ_ONCE(peer->in.reader_gone)) {
+		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) {
 			err = -EPIPE;
+			break;
+		}
+		/* The peer reads no more: TCP tells how (reset, EPIPE). */
+		if (READ_ONCE(peer->in.reader_gone)) {
+			if (!copied)
+				return TS_SEND_TCP;
 			break;
 		}
 		n = ts_ring_write(&peer->in, &msg->msg_iter, msg_data_left(msg));
@@ -195,25 +201,59 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 	return err;
 }
 
+/*
+ * Close the ring of this direction for good (tx_lock held, so every ring byte
+ * is written): TCP resumes at h, where its write_seq has stayed, and the
+ * receiver reads it once the ring is empty.  Used for what only TCP can carry
+ * (urgent data, zero-copy completions) and for a peer that reads no more,
+ * whose kernel then answers the TCP bytes with a reset, as it would have.
+ */
+static bool ts_leave_ring(struct ts_chan *ch, struct ts_chan *peer,
+			  struct sock *sk, struct msghdr *msg)
+{
+	enum ts_counter c;
+
+	if (msg->msg_flags & MSG_OOB)
+		c = TS_C_TX_NEVER_OOB;
+	else if (ts_zerocopy(sk, msg))
+		c = TS_C_TX_NEVER_ZEROCOPY;
+	else if (READ_ONCE(peer->in.reader_gone))
+		c = TS_C_RING_CLOSED_PEER_GONE;
+	else
+		return false;
+	/* Ring bytes before the state: pairs with the receiver's acquire. */
+	smp_store_release(&peer->in.state, TS_DONE);
+	ts_count(ch->tn, c, 1);
+	ts_wake_reader(peer);
+	return true;
+}
+
 static int ts_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 {
 	struct ts_chan *ch = ts_chan_of(sk);
 	struct ts_chan *peer = ts_peer(ch);
-	int ret;
+	int state, ret;
 
-	if (!peer || READ_ONCE(ch->retired) ||
-	    READ_ONCE(peer->in.state) == TS_NEVER)
+	if (!peer || READ_ONCE(ch->retired))
+		return ch->base->sendmsg(sk, msg, size);
+	state = READ_ONCE(peer->in.state);
+	if (state == TS_NEVER || state == TS_DONE)
 		return ch->base->sendmsg(sk, msg, size);
 
 	/* One sender at a time: one producer, and one boundary. */
 	mutex_lock(&ch->tx_lock);
-	if (peer->in.state == TS_RING ||
-	    (peer->in.state == TS_STARTUP &&
-	     ts_handoff(ch, peer, sk, msg, size))) {
+	state = peer->in.state;
+	if (state == TS_STARTUP && ts_handoff(ch, peer, sk, msg, size))
+		state = TS_RING;
+	if (state == TS_RING && ts_leave_ring(ch, peer, sk, msg))
+		state = TS_DONE;
+	if (state == TS_RING) {
 		ret = ts_send_ring(ch, peer, sk, msg);
+		if (ret == TS_SEND_TCP && ts_leave_ring(ch, peer, sk, msg))
+			ret = ch->base->sendmsg(sk, msg, msg_data_left(msg));
 	} else {
 		ret = ch->base->sendmsg(sk, msg, size);
-		if (ret > 0)
+		if (ret > 0 && state == TS_STARTUP)
 			ts_count(ch->tn, TS_C_STARTUP_BYTES, ret);
 	}
 	mutex_unlock(&ch->tx_lock);
@@ -230,7 +270,7 @@ static bool ts_tcp_has_data(const struct sock *sk)
 /* Ring bytes are next in stream order: the peer's boundary h is reached. */
 static bool ts_gate_open(const struct ts_chan *ch, const struct sock *sk)
 {
-	return ts_in_state(&ch->in) == TS_RING &&
+	return ts_started(ts_in_state(&ch->in)) &&
 	       !before(READ_ONCE(tcp_sk(sk)->copied_seq), READ_ONCE(ch->in.h));
 }
 
@@ -282,6 +322,57 @@ static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo)
 	return timeo;
 }
 
+static bool ts_at_urg_mark(const struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+
+	return READ_ONCE(tp->urg_data) &&
+	       READ_ONCE(tp->urg_seq) == READ_ONCE(tp->copied_seq);
+}
+
+/* Bytes TCP holds for us; a received FIN takes a sequence number, no byte. */
+static u32 ts_tcp_unread(const struct sock *sk)
+{
+	u32 n = READ_ONCE(tcp_sk(sk)->rcv_nxt) - READ_ONCE(tcp_sk(sk)->copied_seq);
+
+	if (n && (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+		n--;
+	return n;
+}
+
+/*
+ * MSG_PEEK (rx_lock held): TCP bytes below h, then ring bytes once every one
+ * of those has been peeked, from the SO_PEEK_OFF offset when it is enabled.
+ * Returns the bytes peeked, 0 when none is there yet, or an error.
+ */
+static int ts_peek(struct ts_chan *ch, TS_RECV_ARGS)
+{
+	struct ts_inbound *in = &ch->in;
+	bool started = ts_started(ts_in_state(in));
+	s32 below = INT_MAX, off = max(sk_peek_offset(sk, MSG_PEEK), 0);
+	int n = 0, r;
+
+	if (started)
+		below = max_t(s32, READ_ONCE(in->h) - tcp_sk(sk)->copied_seq, 0);
+	if (off < below) {
+		if (!ts_tcp_has_data(sk))
+			return 0;
+		n = ts_base_recv(ch, sk, msg, min_t(size_t, len, below - off), flags);
+		if (n <= 0)
+			return n == -EAGAIN ? 0 : n;
+		if (!started || off + n < below)
+			return n;
+	}
+	r = ts_ring_read(in, &msg->msg_iter, len - n, MSG_PEEK, off + n - below);
+	if (r > 0) {
+		sk_peek_offset_fwd(sk, r);
+		n += r;
+	} else if (r < 0 && !n) {
+		return r;
+	}
+	return n;
+}
+
 static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 {
 	struct ts_inbound *in = &ch->in;
@@ -290,6 +381,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 	int target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	int tflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
 	int copied = 0, err = 0;
+	bool tcp_read = false;
 
 	/* One consumer of the ring at a time; held only between waits. */
 	mutex_lock(&ch->rx_lock);
@@ -300,20 +392,32 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 
 		/* An skb queued behind ring bytes (the FIN) shows them all. */
 		smp_rmb();
-		if (tcp && (!gate || !ts_ring_used(in))) {
+		if (flags & MSG_PEEK) {
+			n = ts_peek_recv(ch, sk, msg, len, tflags);
+			if (n > 0) {
+				copied = n;
+				break;
+			}
+			if (n < 0) {
+				err = n;
+				break;
+			}
+		} else if (tcp && (!gate || !ts_ring_used(in))) {
 			size_t want = len - copied;
 
 			/*
 			 * Below h: TCP bytes, never read past h.  At h: only the
 			 * FIN can be queued, and it follows every ring byte.
 			 */
-			if (!gate && ts_in_state(in) == TS_RING)
+			if (!gate && ts_started(ts_in_state(in)))
 				want = min_t(size_t, want,
 					     READ_ONCE(in->h) - tcp_sk(sk)->copied_seq);
 			n = ts_base_recv(ch, sk, msg, want, tflags);
+			tcp_read = true;
 			if (n > 0) {
 				copied += n;
-				if (flags & MSG_PEEK)
+				/* TCP stops at the urgent mark: so do we. */
+				if (ts_at_urg_mark(sk))
 					break;
 				continue;
 			}
@@ -323,11 +427,10 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 				break;
 			}
 		} else if (gate) {
-			n = ts_ring_read(in, &msg->msg_iter, len - copied, flags);
+			n = ts_ring_read(in, &msg->msg_iter, len - copied, flags, 0);
 			if (n > 0) {
 				copied += n;
-				if (flags & MSG_PEEK)
-					break;
+				sk_peek_offset_bwd(sk, n);
 				ts_count(ch->tn, TS_C_RING_BYTES_RX, n);
 				ts_wake_writer(ts_peer(ch));
 				continue;
@@ -350,7 +453,8 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		if (ts_rcv_done(sk)) {
 			/* Shutdown seen before the ring is checked again. */
 			smp_rmb();
-			if (!ts_tcp_has_data(sk) &&
+			if (((flags & MSG_PEEK) ? !ts_tcp_unread(sk) :
+						      !ts_tcp_has_data(sk)) &&
 			    !(ts_gate_open(ch, sk) && ts_ring_used(in)))
 				break;
 			continue;
@@ -368,6 +472,13 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		mutex_unlock(&ch->rx_lock);
 		timeo = ts_wait_data(ch, sk, timeo);
 		mutex_lock(&ch->rx_lock);
+	}
+	/* TCP_INQ: TCP adds its cmsg when it was called; else ours counts all. */
+	if (!tcp_read && tcp_sk(sk)->recvmsg_inq) {
+		int inq = min_t(unsigned long, ts_tcp_unread(sk) + ts_ring_used(in),
+				INT_MAX);
+
+		put_cmsg(msg, SOL_TCP, TCP_CM_INQ, sizeof(inq), &inq);
 	}
 	mutex_unlock(&ch->rx_lock);
 	return copied ?: err;
@@ -439,9 +550,9 @@ static int ts_ioctl(struct sock *sk, int cmd, int *karg)
 
 	if (ret || READ_ONCE(ch->retired) || !peer)
 		return ret;
-	if (cmd == SIOCINQ && ts_in_state(&ch->in) == TS_RING)
+	if (cmd == SIOCINQ && ts_started(ts_in_state(&ch->in)))
 		n = ts_ring_used(&ch->in);
-	else if (cmd == SIOCOUTQ && ts_in_state(&peer->in) == TS_RING)
+	else if (cmd == SIOCOUTQ && ts_started(ts_in_state(&peer->in)))
 		n = READ_ONCE(peer->in.head) - READ_ONCE(peer->in.tail);
 	if (n)
 		*karg = min_t(unsigned long, (unsigned long)*karg + n, INT_MAX);

@@ -194,17 +194,25 @@ ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len)
 	return c;
 }
 
-/* Consumer: copy (or peek, or discard with MSG_TRUNC) up to @len bytes. */
+/*
+ * Consumer: copy (or peek, or discard with MSG_TRUNC) up to @len bytes; a
+ * peek may start @skip bytes in.
+ */
 ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
-		     int flags)
+		     int flags, size_t skip)
 {
 	unsigned long tail = in->tail;
 	/* Acquire head before reading the payload it covers. */
 	unsigned long avail = smp_load_acquire(&in->head) - tail;
 	/* Stable under rx_lock: a grow takes it, a first buffer precedes head. */
 	struct ts_buf *b = rcu_dereference_protected(in->buf, 1);
-	size_t n = min_t(size_t, len, avail), off, first, c;
+	size_t n, off, first, c;
 
+	if (skip >= avail)
+		return 0;
+	avail -= skip;
+	tail += skip;
+	n = min_t(size_t, len, avail);
 	if (!n)
 		return 0;
 	if (flags & MSG_TRUNC) {

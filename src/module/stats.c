@@ -44,6 +44,7 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_UNPAIRED_CLOSE] = "unpaired_close",
 	[TS_C_ULP_REFUSED] = "ulp_refused",
 	[TS_C_ISN_MISMATCH] = "isn_mismatch",
+	[TS_C_RING_CLOSED_PEER_GONE] = "ring_closed_peer_gone",
 };
 
 struct ts_pernet {

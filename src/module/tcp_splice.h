@@ -25,7 +25,14 @@ enum ts_dir_state {
 	TS_STARTUP,		/* the peer still sends over TCP */
 	TS_RING,		/* the peer sends through the ring, beyond seq h */
 	TS_NEVER,		/* the peer will never use the ring */
+	TS_DONE,		/* the ring is closed: TCP again from seq h on */
 };
+
+/* The peer has handed off: ring bytes come after the TCP bytes below h. */
+static inline bool ts_started(int state)
+{
+	return state == TS_RING || state == TS_DONE;
+}
 
 /*
  * The inbound direction of a socket (peer -> owner).  The peer's sender is the
@@ -139,6 +146,7 @@ enum ts_counter {
 	TS_C_UNPAIRED_CLOSE,
 	TS_C_ULP_REFUSED,
 	TS_C_ISN_MISMATCH,
+	TS_C_RING_CLOSED_PEER_GONE,
 	TS_C_MAX
 };
 
@@ -186,7 +194,7 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len);
 ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
-		     int flags);
+		     int flags, size_t skip);
 void ts_ring_free(struct ts_inbound *in);
 
 /* Data path (proto.c). */
