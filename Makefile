@@ -9,7 +9,7 @@ KDIR       ?= /lib/modules/$(KVER)/build
 
 export BUILD
 
-.PHONY: all bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
+.PHONY: all install bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
 	style
 
 all: bpf lib daemon cli tools progs benchprog
@@ -17,6 +17,7 @@ all: bpf lib daemon cli tools progs benchprog
 help:
 	@echo 'tcp-splice make targets'
 	@echo '  make               user-space parts and the BPF object (into build/)'
+	@echo '  make install       daemon, CLI, unit, man pages, config (DESTDIR, PREFIX)'
 	@echo '  make module KVER=  the kernel module for kernel KVER (headers of KDIR)'
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
@@ -27,6 +28,15 @@ help:
 
 bpf:
 	$(MAKE) -C src/bpf
+
+install: daemon cli
+	install -D -m 755 $(BUILD)/daemon/tcp-spliced $(DESTDIR)$(PREFIX)/sbin/tcp-spliced
+	install -D -m 755 $(BUILD)/cli/tcp-splice $(DESTDIR)$(PREFIX)/bin/tcp-splice
+	install -D -m 644 systemd/tcp-spliced.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tcp-spliced.service
+	install -D -m 644 man/tcp-spliced.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcp-spliced.8
+	install -D -m 644 man/tcp-splice.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcp-splice.8
+	install -D -m 644 man/tcp-splice.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/tcp-splice.conf.5
+	test -e $(DESTDIR)/etc/tcp-splice.conf || install -D -m 644 etc/tcp-splice.conf $(DESTDIR)/etc/tcp-splice.conf
 
 lib:
 	$(MAKE) -C src/lib
