@@ -58,16 +58,24 @@ static void ts_wake_writer(struct ts_chan *ch)
 	ch->sk->sk_write_space(ch->sk);
 }
 
-/* No more ring bytes for us, and none from us: both ends stop, rings stay. */
-static void ts_stop(struct ts_chan *ch)
+/*
+ * No more ring bytes for us, and none from us: both ends stop, rings stay.
+ * Once only.  @wake: wake the peer now; not when a reset is on its way,
+ * whose arrival wakes it with the error TCP would give.
+ */
+static void ts_stop(struct ts_chan *ch, bool wake)
 {
 	struct ts_chan *peer = ts_peer(ch);
 
+	if (xchg(&ch->stopped, true))
+		return;
 	WRITE_ONCE(ch->in.reader_gone, true);
 	if (peer) {
 		WRITE_ONCE(peer->in.writer_done, true);
-		ts_wake_reader(peer);
-		ts_wake_writer(peer);
+		if (wake) {
+			ts_wake_reader(peer);
+			ts_wake_writer(peer);
+		}
 	}
 }
 
@@ -584,12 +592,18 @@ static void ts_close(struct sock *sk, long timeout)
 	struct ts_chan *ch = ts_chan_of(sk);
 
 	ts_unpark(ch);
-	ts_stop(ch);
-	/* Unread ring bytes count as unread data: TCP answers with a reset. */
+	/*
+	 * Unread ring bytes count as unread data: TCP answers with a reset.
+	 * That close goes through ts_disconnect(), which stops the pair
+	 * without waking the peer: the reset does, with TCP's error.
+	 */
 	if (!READ_ONCE(ch->retired) && ts_ring_used(&ch->in)) {
 		sock_set_flag(sk, SOCK_LINGER);
 		WRITE_ONCE(sk->sk_lingertime, 0);
+		ch->base->close(sk, timeout);
+		return;
 	}
+	ts_stop(ch, true);
 	ch->base->close(sk, timeout);
 }
 
@@ -597,9 +611,9 @@ static int ts_disconnect(struct sock *sk, int flags)
 {
 	struct ts_chan *ch = ts_chan_of(sk);
 
-	/* The connection is gone; a reconnect of this socket is plain TCP. */
+	/* The connection is reset; a reconnect of this socket is plain TCP. */
 	ts_unpark(ch);
-	ts_stop(ch);
+	ts_stop(ch, false);
 	WRITE_ONCE(ch->retired, true);
 	return ch->base->disconnect(sk, flags);
 }
@@ -610,7 +624,7 @@ static void ts_unhash(struct sock *sk)
 
 	/* TCP_CLOSE: no new ring bytes either way; unread ones stay readable. */
 	ts_unpark(ch);
-	ts_stop(ch);
+	ts_stop(ch, true);
 	ch->base->unhash(sk);
 }
 
@@ -620,7 +634,7 @@ static void ts_destroy(struct sock *sk)
 	struct ts_chan *peer = ts_peer(ch);
 
 	ts_unpark(ch);
-	ts_stop(ch);
+	ts_stop(ch, true);
 	ts_net_del(ch);
 	if (peer)
 		ts_pair_ended(ch, peer);

@@ -95,6 +95,7 @@ struct ts_chan {
 	bool rx_ready;		/* our receiver reads through the module */
 	bool retired;		/* disconnected or detached: plain TCP only */
 	bool pair_ended;	/* counters: see ts_pair_ended() */
+	bool stopped;		/* ts_stop() ran */
 	struct hlist_node park_node;
 	struct list_head list_node;	/* per-netns listing */
 	struct ts_key key;
