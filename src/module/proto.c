@@ -538,8 +538,19 @@ static bool ts_sock_is_readable(struct sock *sk)
 /* Writability for poll and write-space wake-ups: ring space once handed off. */
 static bool ts_stream_memory_free(const struct sock *sk, int wake)
 {
-	struct ts_chan *ch = ts_chan_of(sk);
-	struct ts_chan *peer = ts_peer(ch);
+	/*
+	 * The peer's wake-ups reach here without our socket's lock, so a
+	 * concurrent destroy may have put the base proto back: use what is
+	 * there now.  Our channel itself stays (the peer's link holds it).
+	 */
+	const struct proto *prot = READ_ONCE(sk->sk_prot);
+	struct ts_chan *ch, *peer;
+
+	if (prot->stream_memory_free != ts_stream_memory_free)
+		return prot->stream_memory_free ?
+		       prot->stream_memory_free(sk, wake) : true;
+	ch = container_of(prot, struct ts_chan, proto);
+	peer = ts_peer(ch);
 
 	if (peer && !READ_ONCE(ch->retired) &&
 	    ts_in_state(&peer->in) == TS_RING &&
