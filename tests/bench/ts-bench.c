@@ -85,6 +85,8 @@ struct server_report {
 struct sample {
 	double tps, p50_us, p99_us;
 	double mbps, cpu_s_per_gb, tx_cpu_s_per_gb, rx_cpu_s_per_gb;
+	double window_s;      /* how long the measured window really was */
+	uint64_t bytes_total; /* payload moved over the whole connection, both ways */
 };
 
 /* Where the server listens; the client connects there. */
@@ -129,11 +131,13 @@ static void usage(FILE *f)
 	      "  --runs K          repeat K times and report the median (default 1)\n"
 	      "  -v, --verbose     one line per run on stderr\n"
 	      "Prints one line, medians over the runs (and the extremes of the first figure):\n"
-	      "  result mode=rr transport=tcp size=1 tps=.. p50_us=.. p99_us=.. tps_min=..\n"
-	      "         tps_max=.. runs=K\n"
+	      "  result mode=rr transport=tcp size=1 tps=.. p50_us=.. p99_us=.. window_s=..\n"
+	      "         tps_min=.. tps_max=.. bytes=.. runs=K\n"
 	      "  result mode=stream transport=.. size=.. mbps=.. cpu_s_per_gb=.. "
 	      "tx_cpu_s_per_gb=..\n"
-	      "         rx_cpu_s_per_gb=.. mbps_min=.. mbps_max=.. runs=K\n",
+	      "         rx_cpu_s_per_gb=.. window_s=.. mbps_min=.. mbps_max=.. bytes=.. runs=K\n"
+	      "window_s: the time measured; bytes: the payload all runs moved, warmup included,\n"
+	      "both ways.\n",
 	      f);
 }
 
@@ -587,7 +591,9 @@ static void rr_client(const struct options *o, const struct window *w, int fd, s
 	}
 	if (!h->count)
 		die("no transaction completed within the measured window");
-	s->tps = (double)h->count * 1e9 / (double)(t_next - t_first);
+	s->window_s = (double)(t_next - t_first) / 1e9;
+	s->tps = (double)h->count / s->window_s;
+	s->bytes_total = 2 * o->size * (seq + 1);
 	s->p50_us = hist_percentile(h, 0.50) / 1e3;
 	s->p99_us = hist_percentile(h, 0.99) / 1e3;
 	free(h);
@@ -599,11 +605,13 @@ static void rr_client(const struct options *o, const struct window *w, int fd, s
 struct meter {
 	bool open, closed;
 	uint64_t t0, t1, bytes;
+	uint64_t total; /* warmup and drain included */
 	double cpu0, cpu1;
 };
 
 static void meter_tick(struct meter *m, const struct window *w, uint64_t t, size_t n)
 {
+	m->total += n;
 	if (m->closed || t < w->warm_end)
 		return;
 	if (!m->open) {
@@ -782,6 +790,8 @@ static void run_once(const struct options *o, struct sample *s)
 		s->tx_cpu_s_per_gb = (tx.cpu1 - tx.cpu0) / ((double)tx.bytes / 1e9);
 		s->rx_cpu_s_per_gb = rep.cpu_s / ((double)rep.bytes / 1e9);
 		s->cpu_s_per_gb = s->tx_cpu_s_per_gb + s->rx_cpu_s_per_gb;
+		s->window_s = rep.elapsed_s;
+		s->bytes_total = tx.total;
 	}
 }
 
@@ -823,6 +833,7 @@ static void print_sample(FILE *f, const char *head, const struct options *o, con
 	else
 		fprintf(f, "mbps=%.1f cpu_s_per_gb=%.3f tx_cpu_s_per_gb=%.3f rx_cpu_s_per_gb=%.3f",
 			s->mbps, s->cpu_s_per_gb, s->tx_cpu_s_per_gb, s->rx_cpu_s_per_gb);
+	fprintf(f, " window_s=%.2f", s->window_s);
 }
 
 int main(int argc, char **argv)
@@ -830,6 +841,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_alarm};
 	struct sample samples[MAX_RUNS], med;
 	struct spread sp;
+	uint64_t bytes_total = 0;
 	struct options o;
 	char head[32];
 	int i;
@@ -843,6 +855,14 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.runs; i++) {
 		samples[i] = (struct sample){0};
 		run_once(&o, &samples[i]);
+		bytes_total += samples[i].bytes_total;
+		/* The window opens at the first transfer after warmup: a stall shortens it. */
+		if (samples[i].window_s < 0.9 * o.seconds)
+			fprintf(stderr,
+				"ts-bench: warning: run %d measured %.2f s of %g s: the data "
+				"stalled "
+				"across the end of the warmup\n",
+				i + 1, samples[i].window_s, o.seconds);
 		if (o.verbose) {
 			snprintf(head, sizeof(head), "run %d/%d", i + 1, o.runs);
 			print_sample(stderr, head, &o, &samples[i]);
@@ -857,6 +877,7 @@ int main(int argc, char **argv)
 	MEDIAN(cpu_s_per_gb);
 	MEDIAN(tx_cpu_s_per_gb);
 	MEDIAN(rx_cpu_s_per_gb);
+	MEDIAN(window_s);
 #undef MEDIAN
 	print_sample(stdout, "result", &o, &med);
 	/* The spread of the headline figure tells a noisy median from a steady one. */
@@ -867,6 +888,6 @@ int main(int argc, char **argv)
 		sp = spread_of(samples, o.runs, offsetof(struct sample, mbps));
 		printf(" mbps_min=%.1f mbps_max=%.1f", sp.min, sp.max);
 	}
-	printf(" runs=%d\n", o.runs);
+	printf(" bytes=%llu runs=%d\n", (unsigned long long)bytes_total, o.runs);
 	return 0;
 }
