@@ -59,6 +59,27 @@ static void ts_wake_writer(struct ts_chan *ch)
 }
 
 /*
+ * After a ring read: wake the peer's writers only if one asked for space
+ * (SOCK_NOSPACE, set by ts_wait_space() and by tcp_poll()), as TCP does.
+ * An unconditional wake-up would also rouse a peer blocked in recv (waiters
+ * share one queue and wait_woken() ignores the key): a request/response
+ * round trip would cost two wake-ups per side instead of one.
+ */
+static void ts_wake_writer_space(struct ts_chan *ch)
+{
+	struct socket *sock;
+
+	/* Tail stored before NOSPACE is read: pairs with the writer's mb. */
+	smp_mb();
+	/* struct socket is RCU-freed with its inode: safe to look at here. */
+	rcu_read_lock();
+	sock = READ_ONCE(ch->sk->sk_socket);
+	if (sock && test_bit(SOCK_NOSPACE, &sock->flags))
+		ts_wake_writer(ch);
+	rcu_read_unlock();
+}
+
+/*
  * No more ring bytes for us, and none from us: both ends stop, rings stay.
  * Once only.  @wake: wake the peer now; not when a reset is on its way,
  * whose arrival wakes it with the error TCP would give.
@@ -139,16 +160,33 @@ static bool ts_handoff(struct ts_chan *ch, struct ts_chan *peer,
 /* ts_send_ring(): nothing sent, the rest must go to TCP (not an errno). */
 #define TS_SEND_TCP	(-MAX_ERRNO - 1)
 
+/*
+ * The ring is full: ask the reader for a write-space wake-up (see
+ * ts_wake_writer_space()), as TCP does on a full send buffer, blocking or not
+ * (an edge-triggered EPOLLOUT depends on it).
+ */
+static void ts_want_space(struct sock *sk)
+{
+	sk_set_bit(SOCKWQ_ASYNC_NOSPACE, sk);
+	set_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+	/* NOSPACE set before the ring is looked at again: pairs with its mb. */
+	smp_mb__after_atomic();
+}
+
 static long ts_wait_space(struct sock *sk, struct ts_chan *peer, long timeo)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 
 	add_wait_queue(sk_sleep(sk), &wait);
-	while (timeo && !signal_pending(current) &&
-	       !ts_ring_has_space(&peer->in, 0) && !READ_ONCE(sk->sk_err) &&
-	       !(READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) &&
-	       !READ_ONCE(peer->in.reader_gone))
+	for (;;) {
+		ts_want_space(sk);
+		if (!timeo || signal_pending(current) ||
+		    ts_ring_has_space(&peer->in, 0) || READ_ONCE(sk->sk_err) ||
+		    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
+		    READ_ONCE(peer->in.reader_gone))
+			break;
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
+	}
 	remove_wait_queue(sk_sleep(sk), &wait);
 	return timeo;
 }
@@ -189,6 +227,9 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 			break;
 		}
 		if (ts_ring_grow(peer))
+			continue;
+		ts_want_space(sk);
+		if (ts_ring_has_space(&peer->in, 0))
 			continue;
 		if (!timeo) {
 			err = -EAGAIN;
@@ -440,7 +481,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 				copied += n;
 				sk_peek_offset_bwd(sk, n);
 				ts_count(ch->tn, TS_C_RING_BYTES_RX, n);
-				ts_wake_writer(ts_peer(ch));
+				ts_wake_writer_space(ts_peer(ch));
 				continue;
 			}
 			if (n < 0) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -425,6 +426,72 @@ static void t_epoll_et_out(void)
 	ts_differential(&(struct ts_diff){.fn = scen_et_out});
 }
 
+/* ---- wake-ups ---- */
+
+#define RR_ROUNDS 400
+
+/* Voluntary context switches of the calling thread: one per sleep. */
+static long thread_sleeps(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		ts_fail("getrusage: %m");
+	return ru.ru_nvcsw;
+}
+
+static void *echo_rounds(void *arg)
+{
+	int fd = *(int *)arg;
+	long before = thread_sleeps();
+	char b;
+
+	for (int i = 0; i < RR_ROUNDS; i++) {
+		ts_read_full(fd, &b, 1);
+		if (ts_write_all(fd, &b, 1) != 1)
+			ts_fail("echo write: %m");
+	}
+	return (void *)(thread_sleeps() - before);
+}
+
+/*
+ * Request/response: each end blocks once per round trip, waiting for the
+ * other.  A reader must not be woken by its own send's progress on the peer
+ * (a write-space wake-up nobody asked for): that would double the sleeps.
+ */
+static void scen_rr_wakeups(struct ts_run *r)
+{
+	long cli, srv, before;
+	unsigned long t;
+	int c, s;
+	char b = 'x';
+
+	ts_pair(&c, &s);
+	t = ts_spawn(echo_rounds, &s);
+	before = thread_sleeps();
+	for (int i = 0; i < RR_ROUNDS; i++) {
+		if (ts_write_all(c, &b, 1) != 1)
+			ts_fail("request write: %m");
+		ts_read_full(c, &b, 1);
+	}
+	cli = thread_sleeps() - before;
+	srv = (long)ts_join(t);
+	ts_log("%s: sleeps per round trip: client %.2f, server %.2f", r->label,
+	       (double)cli / RR_ROUNDS, (double)srv / RR_ROUNDS);
+	/* A quarter over one allows for preemption and timer noise. */
+	ts_note("client sleeps at most ~once per round trip: %s",
+		cli <= RR_ROUNDS * 5 / 4 ? "yes" : "no");
+	ts_note("server sleeps at most ~once per round trip: %s",
+		srv <= RR_ROUNDS * 5 / 4 ? "yes" : "no");
+	close(c);
+	close(s);
+}
+
+static void t_rr_wakeups(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_rr_wakeups});
+}
+
 /* ---- hang-up and errors ---- */
 
 static void scen_rdhup(struct ts_run *r)
@@ -514,6 +581,7 @@ static const struct ts_test tests[] = {
 	{"epoll-lt-out-full", t_epoll_lt_out_full, 0},
 	{"epoll-lt-out-writer", t_epoll_lt_out_writer, 0},
 	{"epoll-et-out", t_epoll_et_out, 0},
+	{"rr-wakeups", t_rr_wakeups, 0},
 	{"rdhup", t_rdhup, 0},
 	{"hup", t_hup, 0},
 	{"err", t_err, 0},
