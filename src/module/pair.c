@@ -273,6 +273,9 @@ int ts_establish(struct sock *sk, bool active)
 		return ts_refuse(tn, TS_C_REFUSED_KERNEL, -EPERM);
 	if (READ_ONCE(sk->sk_user_data))
 		return ts_refuse(tn, TS_C_REFUSED_USER_DATA, -EBUSY);
+	/* A socket filter (SO_ATTACH_FILTER) would never see ring bytes. */
+	if (rcu_access_pointer(sk->sk_filter))
+		return ts_refuse(tn, TS_C_REFUSED_FILTER, -EPERM);
 	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
 		return ts_refuse(tn, TS_C_REFUSED_FAMILY, -EAFNOSUPPORT);
 

@@ -254,8 +254,9 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
  * Close the ring of this direction for good (tx_lock held, so every ring byte
  * is written): TCP resumes at h, where its write_seq has stayed, and the
  * receiver reads it once the ring is empty.  Used for what only TCP can carry
- * (urgent data, zero-copy completions) and for a peer that reads no more,
- * whose kernel then answers the TCP bytes with a reset, as it would have.
+ * (urgent data, zero-copy completions), for a peer that reads no more, whose
+ * kernel then answers the TCP bytes with a reset, as it would have, and for a
+ * receiver that attached a socket filter, which only sees TCP's segments.
  */
 static bool ts_leave_ring(struct ts_chan *ch, struct ts_chan *peer,
 			  struct sock *sk, struct msghdr *msg)
@@ -268,6 +269,8 @@ static bool ts_leave_ring(struct ts_chan *ch, struct ts_chan *peer,
 		c = TS_C_TX_NEVER_ZEROCOPY;
 	else if (READ_ONCE(peer->in.reader_gone))
 		c = TS_C_RING_CLOSED_PEER_GONE;
+	else if (rcu_access_pointer(peer->sk->sk_filter))
+		c = TS_C_RING_CLOSED_FILTER;
 	else
 		return false;
 	/* Ring bytes before the state: pairs with the receiver's acquire. */

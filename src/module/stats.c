@@ -45,6 +45,8 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_ULP_REFUSED] = "ulp_refused",
 	[TS_C_ISN_MISMATCH] = "isn_mismatch",
 	[TS_C_RING_CLOSED_PEER_GONE] = "ring_closed_peer_gone",
+	[TS_C_REFUSED_FILTER] = "refused_filter",
+	[TS_C_RING_CLOSED_FILTER] = "ring_closed_filter",
 };
 
 struct ts_pernet {

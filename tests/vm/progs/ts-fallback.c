@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/errqueue.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -417,6 +418,85 @@ static void t_ulp_tls(void)
 	});
 }
 
+/* ---- socket filters: they see TCP segments only, so they keep TCP ---- */
+
+/* A classic BPF filter that accepts every packet whole. */
+static void attach_accept_all(int fd)
+{
+	struct sock_filter insn = BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+	struct sock_fprog prog = {.len = 1, .filter = &insn};
+
+	TS_SYS(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)));
+}
+
+static void scen_filter_before_connect(struct ts_run *r)
+{
+	int fd = TS_SYS(socket(r->family, SOCK_STREAM, 0)), c, s;
+
+	attach_accept_all(fd);
+	raw_pair(r, fd, &c, &s);
+	ts_sleep_ms(50);
+	ts_log("client %s, server %s", splice_state(c, NULL), splice_state(s, NULL));
+	TS_ASSERT(strcmp(splice_state(c, NULL), "paired"),
+		  "a socket with a filter attached before connect was paired");
+	ts_transfer(s, c, r->seed, 0, 200000);
+	ts_transfer(c, s, r->seed, 0, 200000);
+	ts_note("bytes intact both ways");
+	close(c);
+	close(s);
+}
+
+static void t_filter_before_connect(void)
+{
+	ts_differential(&(struct ts_diff){
+		.fn = scen_filter_before_connect,
+		.want = "refused_filter>=1 pairs_total=0 ring_bytes_tx=0",
+	});
+}
+
+/*
+ * A filter attached to a spliced socket: the peer's next send closes that
+ * direction's ring and TCP (which the filter sees) carries the rest; the
+ * other direction keeps its ring.
+ */
+static void scen_filter_after_handoff(struct ts_run *r)
+{
+	struct ts_counters before, after;
+	long long to_s, to_c;
+	int c, s;
+
+	ts_pair(&c, &s);
+	ts_transfer(c, s, r->seed, 0, 100000);
+	attach_accept_all(s);
+	ts_counters_read(&before);
+	ts_transfer(c, s, r->seed, 100000, 300000);
+	ts_counters_read(&after);
+	to_s = ts_counter(&after, "ring_bytes_rx", NULL) -
+	       ts_counter(&before, "ring_bytes_rx", NULL);
+	ts_transfer(s, c, r->seed, 0, 300000);
+	ts_counters_read(&before);
+	to_c = ts_counter(&before, "ring_bytes_rx", NULL) -
+	       ts_counter(&after, "ring_bytes_rx", NULL);
+	ts_log("%s: ring bytes after the filter: to the filtered end %lld, back %lld", r->label,
+	       to_s, to_c);
+	if (r->splice) {
+		TS_ASSERT(to_s == 0, "%lld bytes reached the filtered socket through the ring",
+			  to_s);
+		TS_ASSERT(to_c == 300000, "the unfiltered direction left its ring (%lld)", to_c);
+	}
+	ts_note("bytes intact both ways");
+	close(c);
+	close(s);
+}
+
+static void t_filter_after_handoff(void)
+{
+	ts_differential(&(struct ts_diff){
+		.fn = scen_filter_after_handoff,
+		.want = "ring_closed_filter=1 ring_bytes_tx>0",
+	});
+}
+
 /* ---- v4-mapped addresses: bytes right whichever way the module decides ---- */
 
 static void scen_v4mapped(struct ts_run *r)
@@ -448,6 +528,8 @@ static const struct ts_test tests[] = {
 	{"repair", t_repair, 0},
 	{"ulp-tls", t_ulp_tls, 0},
 	{"v4mapped", t_v4mapped, 0},
+	{"filter-before-connect", t_filter_before_connect, 0},
+	{"filter-after-handoff", t_filter_after_handoff, 0},
 };
 
 int main(int argc, char **argv)
