@@ -57,16 +57,14 @@ progs:
 	$(MAKE) -C tests/vm/progs
 
 # The module is built in a copy under build/module/KVER so that the source tree
-# stays clean and several kernels can be built side by side.  Its BTF is plain
-# split BTF against KDIR's vmlinux: with a distilled base (the kbuild default
-# with pahole >= 1.26 on 6.x, by resolve_btfids on 7.x) the kfunc's argument type does not match the kernel's
-# and the verifier refuses every program calling it.
+# stays clean and several kernels can be built side by side.  src/module/build-ko
+# is the build DKMS runs too: plain split BTF against KVER's own BTF (KDIR's
+# vmlinux, else /boot/vmlinuz-KVER), then check-btf.
 module:
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR): install linux-headers-$(KVER) or pass KDIR=" >&2; exit 2; }
 	@rm -rf $(BUILD)/module/$(KVER) && mkdir -p $(BUILD)/module/$(KVER)
 	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/module/$(KVER)/
-	$(MAKE) -C $(KDIR) M=$(BUILD)/module/$(KVER) W=1 MODULE_PAHOLE_FLAGS= RESOLVE_BTFIDS_FLAGS= modules
-	@src/module/check-btf $(BUILD)/module/$(KVER)/tcp_splice.ko $(KDIR)/vmlinux
+	src/module/build-ko --kdir $(KDIR) $(KVER) $(BUILD)/module/$(KVER)
 
 sparse:
 	@rm -rf $(BUILD)/sparse/$(KVER) && mkdir -p $(BUILD)/sparse/$(KVER)
