@@ -6,10 +6,14 @@ BUILD      ?= $(CURDIR)/build
 # Kernel release to build the module for; in the test root: both of the matrix.
 KVER       ?= $(shell uname -r)
 KDIR       ?= /lib/modules/$(KVER)/build
+# The release: dkms.conf holds it; debian/changelog and rpm/tcp-splice.spec
+# say the same (make check compares them).
+PKG_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+PKG        := $(BUILD)/pkg
 
 export BUILD
 
-.PHONY: all install bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
+.PHONY: all install install-dkms deb rpm bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
 	style
 
 all: bpf lib daemon cli tools progs benchprog
@@ -19,9 +23,12 @@ help:
 	@echo '  make               user-space parts and the BPF object (into build/)'
 	@echo '  make install       daemon, CLI, unit, man pages, config (DESTDIR, PREFIX)'
 	@echo '  make module KVER=  the kernel module for kernel KVER (headers of KDIR)'
+	@echo '  make install-dkms  module sources and dkms.conf into /usr/src/tcp-splice-$(PKG_VERSION)'
+	@echo '  make deb           tcp-splice and tcp-splice-dkms .debs into build/pkg/ (dpkg-buildpackage)'
+	@echo '  make rpm           source and binary rpms into build/pkg/ (rpmbuild)'
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
-	@echo '  make demo          plain TCP vs spliced vs AF_UNIX side by side in the test VM'
+	@echo '  make demo          the packages installed in the test VM: plain TCP vs spliced side by side'
 	@echo '  make style         checkpatch --strict and clang-format checks'
 	@echo '  make sparse KVER=  the module through sparse (C=2) against KVER'
 	@echo '  make clean         remove build/'
@@ -37,6 +44,36 @@ install: daemon cli
 	install -D -m 644 man/tcp-splice.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcp-splice.8
 	install -D -m 644 man/tcp-splice.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/tcp-splice.conf.5
 	test -e $(DESTDIR)/etc/tcp-splice.conf || install -D -m 644 etc/tcp-splice.conf $(DESTDIR)/etc/tcp-splice.conf
+
+# The DKMS source tree: what dkms.conf's build needs and nothing else.
+install-dkms:
+	install -d $(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)
+	install -m 644 dkms.conf src/module/Kbuild src/module/*.c src/module/*.h \
+		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/
+	install -m 755 src/module/build-ko src/module/check-btf src/module/vmlinux-btf \
+		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/
+
+# Packages are built from a copy of the tree (without build/ and .git) under
+# build/pkg/deb or build/pkg/rpm; the packages end up in build/pkg.
+pkg_tree = rm -rf $(PKG)/$(1) && mkdir -p $(PKG)/$(1)/tcp-splice-$(PKG_VERSION) && \
+	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(PKG)/$(1)/tcp-splice-$(PKG_VERSION)
+
+deb:
+	@$(call pkg_tree,deb)
+	cd $(PKG)/deb/tcp-splice-$(PKG_VERSION) && dpkg-buildpackage -us -uc -b
+	@rm -f $(PKG)/*.deb && mv $(PKG)/deb/*.deb $(PKG)/deb/*.changes $(PKG)/deb/*.buildinfo $(PKG)/
+	@ls $(PKG)/*.deb
+
+# rpmbuild on Debian cannot see the build dependencies (they are in dpkg's
+# database, not rpm's): --nodeps skips only that check.
+rpm:
+	@$(call pkg_tree,rpm)
+	tar -czf $(PKG)/rpm/tcp-splice-$(PKG_VERSION).tar.gz -C $(PKG)/rpm tcp-splice-$(PKG_VERSION)
+	rpmbuild -ba --nodeps --define '_topdir $(PKG)/rpm' --define '_sourcedir $(PKG)/rpm' \
+		--define '_srcrpmdir $(PKG)' --define '_rpmdir $(PKG)' \
+		--define '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm' \
+		rpm/tcp-splice.spec
+	@ls $(PKG)/*.rpm
 
 lib:
 	$(MAKE) -C src/lib
@@ -81,11 +118,16 @@ testbed:
 check:
 	tests/check
 
-# Runs the test VM from the host (as root): build in the test root first.
+# The README's first command, run from the host as root: the packages built in
+# the test root and installed into a fresh image as a user would, the service
+# enabled with the demo's policy, one boot of DEMO_KERNEL (tests/vm/demo-packages).
 DEMO_KERNEL ?= 7
 demo: testbed
-	tests/vm/chroot make -s all modules
-	tests/vm/run --kernel $(DEMO_KERNEL) -- tests/vm/demo
+	@mkdir -p $(BUILD)
+	@echo "building user space and the .debs in the test root (log: $(BUILD)/demo-build.log)"
+	@tests/vm/chroot make -s all deb >$(BUILD)/demo-build.log 2>&1 || { tail -n 30 $(BUILD)/demo-build.log; exit 1; }
+	@ls $(PKG)/tcp-splice_*.deb $(PKG)/tcp-splice-dkms_*.deb | sed 's/^/        /'
+	tests/vm/demo-packages --kernel $(DEMO_KERNEL)
 
 style:
 	tests/style
