@@ -58,10 +58,13 @@ install-dkms:
 pkg_tree = rm -rf $(PKG)/$(1) && mkdir -p $(PKG)/$(1)/tcp-splice-$(PKG_VERSION) && \
 	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(PKG)/$(1)/tcp-splice-$(PKG_VERSION)
 
+# The source package too (from the clean tree), so that lintian sees debian/.
 deb:
 	@$(call pkg_tree,deb)
+	cd $(PKG)/deb && dpkg-source -b tcp-splice-$(PKG_VERSION)
 	cd $(PKG)/deb/tcp-splice-$(PKG_VERSION) && dpkg-buildpackage -us -uc -b
-	@rm -f $(PKG)/*.deb && mv $(PKG)/deb/*.deb $(PKG)/deb/*.changes $(PKG)/deb/*.buildinfo $(PKG)/
+	@rm -f $(PKG)/*.deb $(PKG)/*.dsc && mv $(PKG)/deb/*.deb $(PKG)/deb/*.dsc $(PKG)/deb/*.tar.* \
+		$(PKG)/deb/*.changes $(PKG)/deb/*.buildinfo $(PKG)/
 	@ls $(PKG)/*.deb
 
 # rpmbuild on Debian cannot see the build dependencies (they are in dpkg's
