@@ -54,7 +54,8 @@ install-dkms:
 		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/
 
 # Packages are built from a copy of the tree (without build/ and .git) under
-# build/pkg/deb or build/pkg/rpm; the packages end up in build/pkg.
+# build/pkg/deb or build/pkg/rpm (never with this tree's BUILD: the package
+# builds its own); the packages end up in build/pkg.
 pkg_tree = rm -rf $(PKG)/$(1) && mkdir -p $(PKG)/$(1)/tcp-splice-$(PKG_VERSION) && \
 	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(PKG)/$(1)/tcp-splice-$(PKG_VERSION)
 
@@ -62,7 +63,7 @@ pkg_tree = rm -rf $(PKG)/$(1) && mkdir -p $(PKG)/$(1)/tcp-splice-$(PKG_VERSION) 
 deb:
 	@$(call pkg_tree,deb)
 	cd $(PKG)/deb && dpkg-source -b tcp-splice-$(PKG_VERSION)
-	cd $(PKG)/deb/tcp-splice-$(PKG_VERSION) && dpkg-buildpackage -us -uc -b
+	cd $(PKG)/deb/tcp-splice-$(PKG_VERSION) && env -u BUILD dpkg-buildpackage -us -uc -b
 	@rm -f $(PKG)/*.deb $(PKG)/*.dsc && mv $(PKG)/deb/*.deb $(PKG)/deb/*.dsc $(PKG)/deb/*.tar.* \
 		$(PKG)/deb/*.changes $(PKG)/deb/*.buildinfo $(PKG)/
 	@ls $(PKG)/*.deb
@@ -72,7 +73,7 @@ deb:
 rpm:
 	@$(call pkg_tree,rpm)
 	tar -czf $(PKG)/rpm/tcp-splice-$(PKG_VERSION).tar.gz -C $(PKG)/rpm tcp-splice-$(PKG_VERSION)
-	rpmbuild -ba --nodeps --define '_topdir $(PKG)/rpm' --define '_sourcedir $(PKG)/rpm' \
+	env -u BUILD rpmbuild -ba --nodeps --define '_topdir $(PKG)/rpm' --define '_sourcedir $(PKG)/rpm' \
 		--define '_srcrpmdir $(PKG)' --define '_rpmdir $(PKG)' \
 		--define '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm' \
 		rpm/tcp-splice.spec
