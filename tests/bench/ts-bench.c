@@ -1,20 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ts-bench: request/response and bulk-stream benchmark over loopback TCP
- * (IPv4 or IPv6) and AF_UNIX stream sockets, so that plain TCP, spliced TCP
- * and AF_UNIX can be compared side by side.  The client is this process, the
- * server a forked child; either can be pinned to a CPU.  Each invocation
- * prints one "result ..." line: the median of --runs runs.
+ * ts-bench: request/response and bulk-stream benchmark over TCP (IPv4 or
+ * IPv6, loopback or any address, optionally across two network namespaces)
+ * and AF_UNIX stream sockets, so that plain TCP, spliced TCP, sockmap
+ * redirection and AF_UNIX can be compared side by side.  The client is this
+ * process, the server a forked child; either can be pinned to a CPU.  Each
+ * invocation prints one "result ..." line: the median of --runs runs.
  *
- *   ts-bench rr|stream --tcp PORT | --tcp6 PORT | --unix[=PATH]
- *            [--size BYTES] [--seconds S] [--warmup S] [--cpus C1,C2]
- *            [--runs K] [-v]
+ *   ts-bench rr|stream|mem --tcp PORT | --tcp6 PORT | --unix[=PATH]
+ *            [--addr ADDR] [--server-netns PATH] [--client-netns PATH]
+ *            [--busy-poll US] [--size BYTES] [--seconds S] [--warmup S]
+ *            [--cpus C1,C2] [--runs K] [--conns N] [-v]
  *
  * rr: the client writes SIZE bytes, the server echoes them, one transaction
  * at a time; transactions/s and the p50/p99 latency of a transaction.
  * stream: the client writes SIZE-byte messages, the server reads into a
  * SIZE-byte buffer; Mbit/s as received, and CPU seconds per GB moved from
  * getrusage of each side (softirq time lands on whichever side it ran in).
+ * mem: N connections in this one process, measured idle and with SIZE bytes
+ * written and unread on each: kernel memory per connection (both ends) from
+ * /proc/meminfo, /proc/net/sockstat and the module's global_ring_bytes.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -50,10 +55,11 @@
 #define NSEC_PER_SEC  1000000000ull
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 
-enum mode { MODE_RR, MODE_STREAM };
+enum mode { MODE_RR, MODE_STREAM, MODE_MEM };
 enum transport { TR_NONE, TR_TCP, TR_TCP6, TR_UNIX };
 
-static const char *const mode_names[] = {[MODE_RR] = "rr", [MODE_STREAM] = "stream"};
+static const char *const mode_names[] = {
+	[MODE_RR] = "rr", [MODE_STREAM] = "stream", [MODE_MEM] = "mem"};
 static const char *const transport_names[] = {
 	[TR_TCP] = "tcp", [TR_TCP6] = "tcp6", [TR_UNIX] = "unix"};
 
@@ -61,7 +67,11 @@ struct options {
 	enum mode mode;
 	enum transport transport;
 	int port;
-	const char *unix_path; /* NULL: a socketpair */
+	const char *unix_path;	  /* NULL: a socketpair */
+	const char *addr;	  /* NULL: loopback */
+	int server_ns, client_ns; /* network namespace fds, -1: this one */
+	int busy_poll_us;	  /* SO_BUSY_POLL on both ends, 0: not set */
+	int conns;		  /* mem */
 	size_t size;
 	double seconds, warmup;
 	int cpu_client, cpu_server; /* -1: not pinned */
@@ -117,12 +127,18 @@ static void die(const char *fmt, ...)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ts-bench rr|stream TRANSPORT [options]\n"
+	fputs("usage: ts-bench rr|stream|mem TRANSPORT [options]\n"
 	      "TRANSPORT (one of):\n"
 	      "  --tcp PORT        TCP over 127.0.0.1:PORT\n"
 	      "  --tcp6 PORT       TCP over [::1]:PORT\n"
 	      "  --unix[=PATH]     AF_UNIX stream: a socketpair, or a socket bound at PATH\n"
 	      "Options:\n"
+	      "  --addr ADDR       the server's address instead of loopback (TCP)\n"
+	      "  --server-netns P  the server's socket in the network namespace at P\n"
+	      "  --client-netns P  the client's socket in the network namespace at P\n"
+	      "                    (e.g. /run/netns/NAME; the client connects to --addr)\n"
+	      "  --busy-poll US    SO_BUSY_POLL of US microseconds on both ends\n"
+	      "  --conns N         mem: connections to hold (default 100)\n"
 	      "  --size BYTES      bytes per request and reply (rr, default 1) or per write\n"
 	      "                    (stream, default 64K); suffixes K and M are KiB and MiB\n"
 	      "  --seconds S       measured time per run (default 5)\n"
@@ -136,8 +152,13 @@ static void usage(FILE *f)
 	      "  result mode=stream transport=.. size=.. mbps=.. cpu_s_per_gb=.. "
 	      "tx_cpu_s_per_gb=..\n"
 	      "         rx_cpu_s_per_gb=.. window_s=.. mbps_min=.. mbps_max=.. bytes=.. runs=K\n"
+	      "  result mode=mem transport=.. size=.. conns=N queued=.. then, per connection\n"
+	      "         (both ends) in bytes, idle_* and load_* of slab sunreclaim tcpmem ring "
+	      "used\n"
 	      "window_s: the time measured; bytes: the payload all runs moved, warmup included,\n"
-	      "both ways.\n",
+	      "both ways.  mem: idle after a few 1-byte exchanges each way, load with SIZE bytes\n"
+	      "(default 64K) written and unread on each connection; --seconds to settle before\n"
+	      "each reading (default 2).\n",
 	      f);
 }
 
@@ -213,6 +234,21 @@ static void parse_cpus(const char *s, struct options *o)
 	o->cpu_server = (int)parse_long("--cpus", rest + 1, 0, CPU_SETSIZE - 1, NULL);
 }
 
+static int open_netns(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("network namespace %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void enter_netns(int fd, const char *who)
+{
+	if (fd >= 0 && setns(fd, CLONE_NEWNET))
+		die("entering the %s's network namespace: %s", who, strerror(errno));
+}
+
 static void set_transport(struct options *o, enum transport t)
 {
 	if (o->transport != TR_NONE)
@@ -230,7 +266,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_SECONDS,
 		OPT_WARMUP,
 		OPT_CPUS,
-		OPT_RUNS
+		OPT_RUNS,
+		OPT_ADDR,
+		OPT_SERVER_NS,
+		OPT_CLIENT_NS,
+		OPT_BUSY_POLL,
+		OPT_CONNS
 	};
 	static const struct option longopts[] = {
 		{"tcp", required_argument, NULL, OPT_TCP},
@@ -241,15 +282,26 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"warmup", required_argument, NULL, OPT_WARMUP},
 		{"cpus", required_argument, NULL, OPT_CPUS},
 		{"runs", required_argument, NULL, OPT_RUNS},
+		{"addr", required_argument, NULL, OPT_ADDR},
+		{"server-netns", required_argument, NULL, OPT_SERVER_NS},
+		{"client-netns", required_argument, NULL, OPT_CLIENT_NS},
+		{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
+		{"conns", required_argument, NULL, OPT_CONNS},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	bool size_set = false;
+	bool size_set = false, seconds_set = false;
 	int c;
 
-	*o = (struct options){
-		.seconds = 5, .warmup = 1, .cpu_client = -1, .cpu_server = -1, .runs = 1};
+	*o = (struct options){.seconds = 5,
+			      .warmup = 1,
+			      .cpu_client = -1,
+			      .cpu_server = -1,
+			      .runs = 1,
+			      .server_ns = -1,
+			      .client_ns = -1,
+			      .conns = 100};
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 			usage(stdout);
@@ -262,8 +314,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 		o->mode = MODE_RR;
 	else if (!strcmp(argv[1], "stream"))
 		o->mode = MODE_STREAM;
+	else if (!strcmp(argv[1], "mem"))
+		o->mode = MODE_MEM;
 	else
-		die("unknown mode '%s': use rr or stream", argv[1]);
+		die("unknown mode '%s': use rr, stream or mem", argv[1]);
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
@@ -286,6 +340,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SECONDS:
 			o->seconds = parse_seconds("--seconds", optarg, 0.01);
+			seconds_set = true;
 			break;
 		case OPT_WARMUP:
 			o->warmup = parse_seconds("--warmup", optarg, 0);
@@ -295,6 +350,19 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_RUNS:
 			o->runs = (int)parse_long("--runs", optarg, 1, MAX_RUNS, NULL);
+			break;
+		case OPT_ADDR:
+			o->addr = optarg;
+			break;
+		case OPT_SERVER_NS:
+		case OPT_CLIENT_NS:
+			*(c == OPT_SERVER_NS ? &o->server_ns : &o->client_ns) = open_netns(optarg);
+			break;
+		case OPT_BUSY_POLL:
+			o->busy_poll_us = (int)parse_long("--busy-poll", optarg, 0, 1000000, NULL);
+			break;
+		case OPT_CONNS:
+			o->conns = (int)parse_long("--conns", optarg, 1, 100000, NULL);
 			break;
 		case 'v':
 			o->verbose = true;
@@ -313,6 +381,15 @@ static void parse_options(int argc, char **argv, struct options *o)
 		die("no transport: give --tcp PORT, --tcp6 PORT or --unix[=PATH]");
 	if (!size_set)
 		o->size = o->mode == MODE_RR ? 1 : 64 << 10;
+	if (!seconds_set && o->mode == MODE_MEM)
+		o->seconds = 2;
+	if (o->addr && o->transport == TR_UNIX)
+		die("--addr is for --tcp and --tcp6, not --unix");
+	if ((o->server_ns >= 0 || o->client_ns >= 0) && o->transport == TR_UNIX && !o->unix_path)
+		die("--server-netns/--client-netns need a TCP transport or --unix=PATH");
+	if (o->mode == MODE_MEM &&
+	    (o->transport == TR_UNIX || o->server_ns >= 0 || o->client_ns >= 0 || o->runs != 1))
+		die("mem measures TCP in this namespace: --tcp or --tcp6, one run");
 }
 
 /* ---- sockets ---- */
@@ -363,16 +440,21 @@ static void endpoint_open(const struct options *o, struct endpoint *ep)
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(o->port);
 		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (o->addr && inet_pton(AF_INET, o->addr, &sin->sin_addr) != 1)
+			die("--addr '%s' is not an IPv4 address (--tcp)", o->addr);
 		ep->addrlen = sizeof(*sin);
-		snprintf(ep->name, sizeof(ep->name), "127.0.0.1:%d", o->port);
+		snprintf(ep->name, sizeof(ep->name), "%s:%d", o->addr ? o->addr : "127.0.0.1",
+			 o->port);
 	} else {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ep->addr;
 
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(o->port);
 		sin6->sin6_addr = in6addr_loopback;
+		if (o->addr && inet_pton(AF_INET6, o->addr, &sin6->sin6_addr) != 1)
+			die("--addr '%s' is not an IPv6 address (--tcp6)", o->addr);
 		ep->addrlen = sizeof(*sin6);
-		snprintf(ep->name, sizeof(ep->name), "[::1]:%d", o->port);
+		snprintf(ep->name, sizeof(ep->name), "[%s]:%d", o->addr ? o->addr : "::1", o->port);
 	}
 	ep->listen_fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ep->listen_fd < 0)
@@ -382,7 +464,7 @@ static void endpoint_open(const struct options *o, struct endpoint *ep)
 		die("SO_REUSEADDR on %s: %s", ep->name, strerror(errno));
 	if (bind(ep->listen_fd, (struct sockaddr *)&ep->addr, ep->addrlen))
 		die("bind %s: %s", ep->name, strerror(errno));
-	if (listen(ep->listen_fd, 1))
+	if (listen(ep->listen_fd, o->mode == MODE_MEM ? 128 : 1))
 		die("listen on %s: %s", ep->name, strerror(errno));
 }
 
@@ -398,7 +480,10 @@ static void endpoint_close(struct endpoint *ep)
 	ep->listen_fd = ep->pair_fd[0] = ep->pair_fd[1] = -1;
 }
 
-/* Request/response pays Nagle's and delayed ACK's price otherwise. */
+/*
+ * Request/response pays Nagle's and delayed ACK's price otherwise.  Busy
+ * polling: the spliced socket spins for that long in a blocking receive.
+ */
 static void set_nodelay(const struct options *o, int fd)
 {
 	int one = 1;
@@ -406,6 +491,9 @@ static void set_nodelay(const struct options *o, int fd)
 	if (o->mode == MODE_RR && o->transport != TR_UNIX &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		die("TCP_NODELAY: %s", strerror(errno));
+	if (o->busy_poll_us &&
+	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &o->busy_poll_us, sizeof(o->busy_poll_us)))
+		die("SO_BUSY_POLL %d: %s", o->busy_poll_us, strerror(errno));
 }
 
 /* The server's connection; the endpoint's other fds are closed. */
@@ -755,7 +843,10 @@ static void run_once(const struct options *o, struct sample *s)
 	int report[2], fd;
 	ssize_t n;
 
+	/* A socket stays in the namespace it was made in. */
+	enter_netns(o->server_ns, "server");
 	endpoint_open(o, &ep);
+	enter_netns(o->client_ns, "client");
 	if (pipe2(report, O_CLOEXEC))
 		die("pipe: %s", strerror(errno));
 	fflush(NULL);
@@ -793,6 +884,165 @@ static void run_once(const struct options *o, struct sample *s)
 		s->window_s = rep.elapsed_s;
 		s->bytes_total = tx.total;
 	}
+}
+
+/* ---- mem ---- */
+
+/* Kernel memory figures, in bytes. */
+struct memsnap {
+	double slab, sunreclaim, tcpmem, ring, used;
+};
+
+/* The value of the line starting with `key` in `path`, times `unit`; -1 if none. */
+static double proc_value(const char *path, const char *key, int field, double unit)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+	double v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+		int i = 0;
+
+		if (strncmp(line, key, strlen(key)))
+			continue;
+		for (tok = strtok_r(line, " \t\n", &save); tok;
+		     tok = strtok_r(NULL, " \t\n", &save))
+			if (i++ == field) {
+				v = strtod(tok, NULL) * unit;
+				break;
+			}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+static void memsnap_read(struct memsnap *m, double settle_s)
+{
+	struct timespec ts = {.tv_sec = (time_t)settle_s,
+			      .tv_nsec = (long)((settle_s - (double)(time_t)settle_s) * 1e9)};
+	double total, avail_parts;
+
+	/* Frees after an RCU grace period and per-CPU slab caches settle first. */
+	nanosleep(&ts, NULL);
+	m->slab = proc_value("/proc/meminfo", "Slab:", 1, 1024);
+	m->sunreclaim = proc_value("/proc/meminfo", "SUnreclaim:", 1, 1024);
+	/* "TCP: inuse N orphan N tw N alloc N mem PAGES" */
+	m->tcpmem = proc_value("/proc/net/sockstat", "TCP:", 10, (double)sysconf(_SC_PAGESIZE));
+	m->ring = proc_value("/proc/net/tcp_splice", "global_ring_bytes ", 1, 1);
+	if (m->ring < 0)
+		m->ring = 0;
+	total = proc_value("/proc/meminfo", "MemTotal:", 1, 1024);
+	avail_parts = proc_value("/proc/meminfo", "MemFree:", 1, 1024) +
+		      proc_value("/proc/meminfo", "Buffers:", 1, 1024) +
+		      proc_value("/proc/meminfo", "Cached:", 1, 1024);
+	m->used = total - avail_parts;
+	if (m->slab < 0 || m->sunreclaim < 0 || m->tcpmem < 0 || total < 0)
+		die("reading /proc/meminfo or /proc/net/sockstat failed");
+}
+
+static void print_mem(const char *head, const struct memsnap *a, const struct memsnap *b, int n)
+{
+	printf(" %s_slab=%.0f %s_sunreclaim=%.0f %s_tcpmem=%.0f %s_ring=%.0f %s_used=%.0f", head,
+	       (b->slab - a->slab) / n, head, (b->sunreclaim - a->sunreclaim) / n, head,
+	       (b->tcpmem - a->tcpmem) / n, head, (b->ring - a->ring) / n, head,
+	       (b->used - a->used) / n);
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		die("O_NONBLOCK: %s", strerror(errno));
+}
+
+/* Holds --conns connections in this process; see the top of the file. */
+static void mem_run(struct options *o)
+{
+	struct memsnap base, idle, load, after;
+	struct endpoint ep;
+	struct rlimit rl;
+	char *buf = alloc_buffer(o->size), byte = 'x';
+	int *cfd, *sfd, i, round, n = o->conns;
+	uint64_t queued = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(2 * n + 64)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	cfd = calloc((size_t)n, sizeof(int));
+	sfd = calloc((size_t)n, sizeof(int));
+	if (!cfd || !sfd)
+		die("out of memory for %d connections", n);
+	endpoint_open(o, &ep);
+	memsnap_read(&base, o->seconds);
+	for (i = 0; i < n; i++) {
+		cfd[i] = socket(ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (cfd[i] < 0)
+			die("socket %d of %d: %s", i + 1, n, strerror(errno));
+		if (connect(cfd[i], (struct sockaddr *)&ep.addr, ep.addrlen))
+			die("connect %d of %d to %s: %s", i + 1, n, ep.name, strerror(errno));
+		sfd[i] = accept4(ep.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (sfd[i] < 0)
+			die("accept %d of %d: %s", i + 1, n, strerror(errno));
+		/* A few exchanges each way, so that both directions hand over. */
+		for (round = 0; round < 3; round++) {
+			write_full(cfd[i], &byte, 1);
+			if (read_full(sfd[i], &byte, 1) != 1)
+				die("connection %d: early end of file", i + 1);
+			write_full(sfd[i], &byte, 1);
+			if (read_full(cfd[i], &byte, 1) != 1)
+				die("connection %d: early end of file", i + 1);
+		}
+	}
+	memsnap_read(&idle, o->seconds);
+	/* Load: SIZE bytes (or what fits) written and left unread on each. */
+	for (i = 0; i < n; i++) {
+		size_t done = 0;
+
+		set_nonblock(cfd[i]);
+		while (done < o->size) {
+			ssize_t w = write(cfd[i], buf + done, o->size - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (w < 0)
+				die("write on connection %d: %s", i + 1, strerror(errno));
+			done += (size_t)w;
+		}
+		queued += done;
+	}
+	memsnap_read(&load, o->seconds);
+	for (i = 0; i < n; i++) {
+		uint64_t left = 0;
+		ssize_t r;
+
+		shutdown(cfd[i], SHUT_WR);
+		while ((r = read(sfd[i], buf, o->size)) > 0)
+			left += (uint64_t)r;
+		if (r < 0)
+			die("read on connection %d: %s", i + 1, strerror(errno));
+		(void)left;
+		close(sfd[i]);
+		close(cfd[i]);
+	}
+	endpoint_close(&ep);
+	memsnap_read(&after, o->seconds);
+	printf("result mode=mem transport=%s size=%zu conns=%d queued=%llu",
+	       transport_names[o->transport], o->size, n, (unsigned long long)queued);
+	print_mem("idle", &base, &idle, n);
+	print_mem("load", &base, &load, n);
+	print_mem("after", &base, &after, n);
+	putchar('\n');
+	free(cfd);
+	free(sfd);
+	free(buf);
 }
 
 /* ---- reporting ---- */
@@ -847,7 +1097,16 @@ int main(int argc, char **argv)
 	int i;
 
 	parse_options(argc, argv, &o);
+	/* A side without a namespace of its own stays in this one. */
+	if (o.server_ns >= 0 && o.client_ns < 0)
+		o.client_ns = open_netns("/proc/self/ns/net");
+	if (o.client_ns >= 0 && o.server_ns < 0)
+		o.server_ns = open_netns("/proc/self/ns/net");
 	signal(SIGPIPE, SIG_IGN);
+	if (o.mode == MODE_MEM) {
+		mem_run(&o);
+		return 0;
+	}
 	sigaction(SIGALRM, &sa, NULL);
 	role = "client: ";
 	pin_to_cpu(o.cpu_client, "client");
