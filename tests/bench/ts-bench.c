@@ -925,9 +925,17 @@ static void memsnap_read(struct memsnap *m, double settle_s)
 	struct timespec ts = {.tv_sec = (time_t)settle_s,
 			      .tv_nsec = (long)((settle_s - (double)(time_t)settle_s) * 1e9)};
 	double total, avail_parts;
+	int fd;
 
 	/* Frees after an RCU grace period and per-CPU slab caches settle first. */
 	nanosleep(&ts, NULL);
+	/* Fold the per-CPU vmstat deltas, else Slab moves in steps of a batch per CPU. */
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1 && errno != EINVAL)
+			die("writing /proc/sys/vm/stat_refresh: %s", strerror(errno));
+		close(fd);
+	}
 	m->slab = proc_value("/proc/meminfo", "Slab:", 1, 1024);
 	m->sunreclaim = proc_value("/proc/meminfo", "SUnreclaim:", 1, 1024);
 	/* "TCP: inuse N orphan N tw N alloc N mem PAGES" */
@@ -1033,7 +1041,15 @@ static void mem_run(struct options *o)
 		close(cfd[i]);
 	}
 	endpoint_close(&ep);
+	/* Closed sockets and rings may be freed later (RCU, TIME_WAIT): until it settles. */
 	memsnap_read(&after, o->seconds);
+	for (i = 0; i < 10; i++) {
+		struct memsnap prev = after;
+
+		memsnap_read(&after, o->seconds / 2);
+		if (fabs(after.slab - prev.slab) < 64 * 1024 && after.ring == prev.ring)
+			break;
+	}
 	printf("result mode=mem transport=%s size=%zu conns=%d queued=%llu",
 	       transport_names[o->transport], o->size, n, (unsigned long long)queued);
 	print_mem("idle", &base, &idle, n);
