@@ -13,7 +13,7 @@ PKG        := $(BUILD)/pkg
 
 export BUILD
 
-.PHONY: all install install-dkms deb rpm bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo clean help \
+.PHONY: all install install-dkms deb rpm bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo bench clean help \
 	style
 
 all: bpf lib daemon cli tools progs benchprog
@@ -29,6 +29,9 @@ help:
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
 	@echo '  make demo          the packages installed in the test VM: plain TCP vs spliced side by side'
+	@echo '  make bench         benchmarks in the test VM on both kernels: build/bench/results.md'
+	@echo '                     and charts; BENCH_KERNELS="6.12 7", BENCH_QUICK=1 (fewer sizes),'
+	@echo '                     BENCH_SECONDS, BENCH_WARMUP, BENCH_RUNS, BENCH_ONLY (see tests/vm/bench)'
 	@echo '  make style         checkpatch --strict and clang-format checks'
 	@echo '  make sparse KVER=  the module through sparse (C=2) against KVER'
 	@echo '  make clean         remove build/'
@@ -132,6 +135,10 @@ demo: testbed
 	@tests/vm/chroot make -s all deb >$(BUILD)/demo-build.log 2>&1 || { tail -n 30 $(BUILD)/demo-build.log; exit 1; }
 	@ls $(PKG)/tcp-splice_*.deb $(PKG)/tcp-splice-dkms_*.deb | sed 's/^/        /'
 	tests/vm/demo-packages --kernel $(DEMO_KERNEL)
+
+# One boot per kernel; the tables and charts are made in the test root (gnuplot).
+bench: testbed
+	tests/bench/make-bench
 
 style:
 	tests/style
