@@ -1041,15 +1041,16 @@ static void mem_run(struct options *o)
 		close(cfd[i]);
 	}
 	endpoint_close(&ep);
-	/* Closed sockets and rings may be freed later (RCU, TIME_WAIT): until it settles. */
+	/*
+	 * Closed sockets and rings are freed later (kvfree_rcu batches for
+	 * seconds, lazy RCU longer): wait up to 15 s for Slab to come back to
+	 * within a tenth of what the load added, or 16 KiB a connection.
+	 */
 	memsnap_read(&after, o->seconds);
-	for (i = 0; i < 10; i++) {
-		struct memsnap prev = after;
-
-		memsnap_read(&after, o->seconds / 2);
-		if (fabs(after.slab - prev.slab) < 64 * 1024 && after.ring == prev.ring)
-			break;
-	}
+	for (i = 0;
+	     i < 15 && after.slab - base.slab > fmax(0.1 * (load.slab - base.slab), 16384.0 * n);
+	     i++)
+		memsnap_read(&after, 1);
 	printf("result mode=mem transport=%s size=%zu conns=%d queued=%llu",
 	       transport_names[o->transport], o->size, n, (unsigned long long)queued);
 	print_mem("idle", &base, &idle, n);
