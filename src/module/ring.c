@@ -91,9 +91,12 @@ static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
 	}
 	/* Charge the ring to the memory cgroup of the socket that owns it. */
 	old = set_active_memcg(READ_ONCE(dst->sk->sk_memcg));
-	b = kvmalloc(struct_size(b, data, size), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	b = kmalloc(sizeof(*b), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (b)
+		b->data = kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	set_active_memcg(old);
-	if (!b) {
+	if (!b || !b->data) {
+		kfree(b);
 		atomic_long_sub(size, &ts_ring_bytes);
 		ts_count(dst->tn, TS_C_RING_ALLOC_FAIL, 1);
 		return NULL;
@@ -103,12 +106,19 @@ static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
 	return b;
 }
 
-static void ts_buf_free(struct ts_buf *b)
+static void ts_buf_free_now(struct ts_buf *b)
 {
 	atomic_long_sub(b->size, &ts_ring_bytes);
 	atomic_long_dec(&ts_ring_live);
-	/* After a grace period: poll paths may still read its size. */
-	kvfree_rcu(b, rcu);
+	/* kvfree() defers a vfree() itself when called in softirq. */
+	kvfree(b->data);
+	kfree(b);
+}
+
+static void ts_buf_free_rcu(struct rcu_head *head)
+{
+	/* Queued before the channel's own free: exit's rcu_barrier() waits. */
+	ts_buf_free_now(container_of(head, struct ts_buf, rcu));
 }
 
 /* Producer, process context, before the first ring byte: the first buffer. */
@@ -159,7 +169,8 @@ bool ts_ring_grow(struct ts_chan *dst)
 	}
 	rcu_assign_pointer(in->buf, new);
 	mutex_unlock(&dst->rx_lock);
-	ts_buf_free(old);
+	/* After a grace period: poll paths may still read the old one. */
+	call_rcu(&old->rcu, ts_buf_free_rcu);
 	ts_count(dst->tn, TS_C_RING_GROWS, 1);
 	return true;
 }
@@ -234,12 +245,12 @@ ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 	return c;
 }
 
-/* Final free; nobody can reach the ring any more. */
+/* Final free, after the channel's grace period: nobody can reach the ring. */
 void ts_ring_free(struct ts_inbound *in)
 {
 	struct ts_buf *b = rcu_dereference_protected(in->buf, 1);
 
 	if (b)
-		ts_buf_free(b);
+		ts_buf_free_now(b);
 	RCU_INIT_POINTER(in->buf, NULL);
 }

@@ -14,11 +14,15 @@
 #include <linux/types.h>
 #include <net/sock.h>
 
-/* One buffer generation of a ring; rings grow on demand (ring.c). */
+/*
+ * One buffer generation of a ring; rings grow on demand (ring.c).  The data is
+ * a separate allocation of exactly @size bytes: with the header in front, a
+ * power-of-two ring would take the next power of two.
+ */
 struct ts_buf {
 	struct rcu_head rcu;
 	u32 size;		/* power of two */
-	u8 data[];
+	u8 *data;
 };
 
 enum ts_dir_state {
