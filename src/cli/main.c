@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -28,6 +27,7 @@
 #include "../lib/ts-pins.h"
 #include "../lib/ts-policy.h"
 #include "../lib/ts-stats.h"
+#include "args.h"
 #include "json.h"
 
 #ifndef TS_VERSION
@@ -623,50 +623,23 @@ static int cmd_list(bool json, bool procs)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"processes", no_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
-	};
-	bool json = false, procs = false;
-	const char *cmd;
-	int c;
+	struct cli_args a;
 
-	while ((c = getopt_long(argc, argv, "jphV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'p':
-			procs = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("tcp-splice %s\n", TS_VERSION);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	switch (cli_parse_args(argc, argv, &a)) {
+	case CLI_HELP:
+		usage(stdout);
+		return 0;
+	case CLI_VERSION:
+		printf("tcp-splice %s\n", TS_VERSION);
+		return 0;
+	case CLI_STATUS:
+		return cmd_status(a.json);
+	case CLI_LIST:
+		return cmd_list(a.json, a.procs);
+	case CLI_USAGE:
+		break;
 	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
-	cmd = argv[optind];
-	if (!strcmp(cmd, "status")) {
-		if (procs) {
-			err_msg("-p belongs to 'list'");
-			return 2;
-		}
-		return cmd_status(json);
-	}
-	if (!strcmp(cmd, "list"))
-		return cmd_list(json, procs);
-	err_msg("unknown command '%s' (status or list)", cmd);
+	err_msg("%s", a.err);
+	usage(stderr);
 	return 2;
 }
