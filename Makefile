@@ -14,7 +14,7 @@ PKG        := $(BUILD)/pkg
 export BUILD
 
 .PHONY: all install install-dkms deb rpm bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo bench clean help \
-	style
+	style stress
 
 all: bpf lib daemon cli tools progs benchprog
 
@@ -28,6 +28,7 @@ help:
 	@echo '  make rpm           source and binary rpms into build/pkg/ (rpmbuild)'
 	@echo '  make testbed       build or reuse the cached Debian trixie test root'
 	@echo '  make check         host unit tests and every VM test on both kernels'
+	@echo '  make stress        the stress suite long on both kernels (DURATION=10m, e.g. 30m)'
 	@echo '  make demo          the packages installed in the test VM: plain TCP vs spliced side by side'
 	@echo '  make bench         benchmarks in the test VM on both kernels: build/bench/results.md'
 	@echo '                     and charts; BENCH_KERNELS="6.12 7", BENCH_QUICK=1 (fewer sizes),'
@@ -124,6 +125,13 @@ testbed:
 
 check:
 	tests/check
+
+# The stress, fault and hostile-input suite at full size: DURATION of
+# randomized stress per kernel, 10 000 open connections, 100 000 of churn.
+DURATION ?= 10m
+stress: testbed
+	tests/vm/chroot make -s all modules
+	tests/vm/stress $(DURATION)
 
 # The README's first command, run from the host as root: the packages built in
 # the test root and installed into a fresh image as a user would, the service
