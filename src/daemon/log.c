@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <bpf/libbpf.h>
 #include <systemd/sd-journal.h>
@@ -73,6 +74,20 @@ static void entry_add_fields(struct entry *e, const struct tsd_fields *f)
 		entry_add(e, "ERRNO=%d", f->error);
 }
 
+/*
+ * Also on stderr when run from a terminal, or when there is no journal (a
+ * shell in a container, early boot): sd_journal_sendv() then succeeds
+ * without sending anything, so its status does not tell.
+ */
+static bool stderr_too(void)
+{
+	static int v = -1;
+
+	if (v < 0)
+		v = isatty(STDERR_FILENO) || access("/run/systemd/journal/socket", F_OK) != 0;
+	return v;
+}
+
 void tsd_log_at(const char *file, int line, const char *func, int prio, const char *message_id,
 		const struct tsd_fields *fields, const char *fmt, ...)
 {
@@ -101,8 +116,7 @@ void tsd_log_at(const char *file, int line, const char *func, int prio, const ch
 	entry_add(&e, "CODE_FUNC=%s", func);
 	r = sd_journal_sendv(e.iov, e.n);
 	entry_free(&e);
-	/* No journal socket: a shell, a container, or early boot. */
-	if (r < 0)
+	if (r < 0 || stderr_too())
 		fprintf(stderr, TSD_IDENT ": %s\n", msg);
 }
 

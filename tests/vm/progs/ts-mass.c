@@ -5,8 +5,9 @@
  *   ts-mass hold N [PORT]            N connections open at once, each carrying
  *                                    its own bytes both ways, all listed as
  *                                    paired while open; then all closed
- *   ts-mass churn N THREADS [PORT]   N short connections (connect, bytes,
- *                                    echo, close) from THREADS threads
+ *   ts-mass churn N THREADS [PORT]   N short connections (connect, bytes and
+ *                                    echo twice, the second time through
+ *                                    rings, close) from THREADS threads
  *   ts-mass memcg N CGROUP [MARGIN_KB]  run inside the cgroup v2 directory
  *                                    CGROUP: N connections made first, then
  *                                    memory.max set to memory.current + MARGIN,
@@ -170,7 +171,9 @@ static void *churn_thread(void *arg)
 	for (long i = 0; i < c->n; i++) {
 		int cl = ts_connect(AF_INET, c->port), sv = ts_accept(lfd, 30000);
 
+		/* The second exchange goes through rings: each one made and freed. */
 		exchange(cl, sv, c->seed + (uint64_t)i);
+		exchange(cl, sv, ~(c->seed + (uint64_t)i));
 		/* Alternate who closes first: TIME_WAIT on either side. */
 		if (i & 1) {
 			close(cl);
@@ -210,9 +213,15 @@ static int churn(long n, int threads, int port)
 	printf("churn: %ld connections from %d threads in %.1f s, pairs_total +%lld, "
 	       "ring_bytes_tx +%lld, bytes %ld\n",
 	       atomic_load(&churned), threads, (ts_now_us() - t0) / 1e6, pairs,
-	       cval(&after, "ring_bytes_tx") - cval(&before, "ring_bytes_tx"), 2L * n * BYTES);
+	       cval(&after, "ring_bytes_tx") - cval(&before, "ring_bytes_tx"), 4L * n * BYTES);
 	if (after.present && pairs != n) {
 		printf("FAIL churn: %lld pairs for %ld connections\n", pairs, n);
+		ok = false;
+	}
+	if (after.present &&
+	    cval(&after, "ring_bytes_tx") - cval(&before, "ring_bytes_tx") < (long long)n * BYTES) {
+		printf("FAIL churn: ring_bytes_tx +%lld, less than one exchange per connection\n",
+		       cval(&after, "ring_bytes_tx") - cval(&before, "ring_bytes_tx"));
 		ok = false;
 	}
 	return ok ? 0 : 1;
