@@ -332,11 +332,32 @@ static bool ts_rcv_done(const struct sock *sk)
 	       sock_flag(sk, SOCK_DONE);
 }
 
-/* Something for the receive loop to look at. */
-static bool ts_recv_event(const struct ts_chan *ch, const struct sock *sk)
+/*
+ * What a peek found before it came up empty: it waits for a change, since
+ * the bytes already there may all lie before its SO_PEEK_OFF offset.
+ */
+struct ts_seen {
+	u32 rcv_nxt;
+	unsigned long ring_used;
+};
+
+static void ts_seen_now(const struct ts_chan *ch, const struct sock *sk,
+			struct ts_seen *seen)
 {
-	return ts_tcp_has_data(sk) || READ_ONCE(sk->sk_err) || ts_rcv_done(sk) ||
-	       READ_ONCE(ch->retired) ||
+	seen->rcv_nxt = READ_ONCE(tcp_sk(sk)->rcv_nxt);
+	seen->ring_used = ts_ring_used(&ch->in);
+}
+
+/* Something for the receive loop to look at (new bytes only for a peek). */
+static bool ts_recv_event(const struct ts_chan *ch, const struct sock *sk,
+			  const struct ts_seen *seen)
+{
+	if (READ_ONCE(sk->sk_err) || ts_rcv_done(sk) || READ_ONCE(ch->retired))
+		return true;
+	if (seen)
+		return READ_ONCE(tcp_sk(sk)->rcv_nxt) != seen->rcv_nxt ||
+		       ts_ring_used(&ch->in) != seen->ring_used;
+	return ts_tcp_has_data(sk) ||
 	       (ts_gate_open(ch, sk) && ts_ring_used(&ch->in));
 }
 
@@ -353,7 +374,8 @@ static u64 ts_busy_budget_ns(const struct sock *sk)
 	return (u64)min(us, 1000000U) * NSEC_PER_USEC;
 }
 
-static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo)
+static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo,
+			 const struct ts_seen *seen)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 
@@ -363,12 +385,13 @@ static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo)
 		u64 start = local_clock();
 
 		/* Poll the ring directly: loopback and veth have no NAPI id. */
-		while (!ts_recv_event(ch, sk) && !need_resched() &&
+		while (!ts_recv_event(ch, sk, seen) && !need_resched() &&
 		       !signal_pending(current) && local_clock() - start < budget)
 			cpu_relax();
 	}
 	add_wait_queue(sk_sleep(sk), &wait);
-	while (timeo && !signal_pending(current) && !ts_recv_event(ch, sk))
+	while (timeo && !signal_pending(current) &&
+	       !ts_recv_event(ch, sk, seen))
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
 	remove_wait_queue(sk_sleep(sk), &wait);
 	return timeo;
@@ -433,7 +456,8 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 	int target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	int tflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
 	int copied = 0, err = 0;
-	bool tcp_read = false;
+	bool tcp_read = false, peek_last = false;
+	struct ts_seen seen;
 
 	/* One consumer of the ring at a time; held only between waits. */
 	mutex_lock(&ch->rx_lock);
@@ -441,6 +465,10 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		bool gate = ts_gate_open(ch, sk);
 		bool tcp = ts_tcp_has_data(sk);
 		int n;
+
+		/* Before the look: what arrives after it counts as new. */
+		if (flags & MSG_PEEK)
+			ts_seen_now(ch, sk, &seen);
 
 		/* An skb queued behind ring bytes (the FIN) shows them all. */
 		smp_rmb();
@@ -505,8 +533,19 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 		if (ts_rcv_done(sk)) {
 			/* Shutdown seen before the ring is checked again. */
 			smp_rmb();
-			if (((flags & MSG_PEEK) ? !ts_tcp_unread(sk) :
-						      !ts_tcp_has_data(sk)) &&
+			/*
+			 * A peek looks once more now that every byte is
+			 * visible, then ends: bytes it cannot reach (before
+			 * SO_PEEK_OFF) make no progress, so retrying them
+			 * would spin.
+			 */
+			if (flags & MSG_PEEK) {
+				if (peek_last)
+					break;
+				peek_last = true;
+				continue;
+			}
+			if (!ts_tcp_has_data(sk) &&
 			    !(ts_gate_open(ch, sk) && ts_ring_used(in)))
 				break;
 			continue;
@@ -522,7 +561,8 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 			break;
 		}
 		mutex_unlock(&ch->rx_lock);
-		timeo = ts_wait_data(ch, sk, timeo);
+		timeo = ts_wait_data(ch, sk, timeo,
+				     (flags & MSG_PEEK) ? &seen : NULL);
 		mutex_lock(&ch->rx_lock);
 	}
 	/* TCP_INQ: TCP adds its cmsg when it was called; else ours counts all. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -261,6 +262,94 @@ out:
 static void t_peek_off(void)
 {
 	ts_differential(&(struct ts_diff){.fn = scen_peek_off});
+}
+
+/* SO_PEEK_OFF past every byte, the peer shut down: EOF, as over TCP. */
+static void scen_peek_off_eof(struct ts_run *r)
+{
+	char buf[200];
+	ssize_t n;
+	int c, s;
+
+	ts_pair(&c, &s);
+	send_stream_at(c, r->seed, 0, 100);
+	shutdown(c, SHUT_WR);
+	TS_SYS(setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &(int){0}, sizeof(int)));
+	n = recv(s, buf, 100, MSG_PEEK | MSG_WAITALL);
+	ts_note("peek: %s", res(n, errno));
+	n = recv(s, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	ts_note("peek past the data, peer shut down: %s", res(n, errno));
+	n = recv(s, buf, sizeof(buf), MSG_PEEK);
+	ts_note("blocking peek past the data: %s", res(n, errno));
+	n = recv(s, buf, sizeof(buf), MSG_WAITALL);
+	ts_note("read: %s", res(n, errno));
+	close(c);
+	close(s);
+}
+
+static void t_peek_off_eof(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_peek_off_eof});
+}
+
+struct peek_wait {
+	int fd;
+	ssize_t n;
+	double cpu_s, wall_s;
+};
+
+static double thread_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void *peek_waiter(void *arg)
+{
+	struct peek_wait *w = arg;
+	double cpu0 = thread_cpu_s();
+	int64_t t0 = ts_now_us();
+	char buf[200];
+
+	w->n = recv(w->fd, buf, sizeof(buf), MSG_PEEK);
+	w->cpu_s = thread_cpu_s() - cpu0;
+	w->wall_s = (double)(ts_now_us() - t0) / 1e6;
+	return NULL;
+}
+
+/*
+ * A blocking peek whose SO_PEEK_OFF is past every byte there sleeps until
+ * new bytes come; the ones before its offset must not wake it over and over.
+ */
+static void scen_peek_off_wait(struct ts_run *r)
+{
+	struct peek_wait w = {0};
+	char buf[100];
+	unsigned long t;
+	int c, s;
+
+	ts_pair(&c, &s);
+	send_stream_at(c, r->seed, 0, 100);
+	TS_SYS(setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &(int){0}, sizeof(int)));
+	ts_note("peek: %s", res(recv(s, buf, 100, MSG_PEEK | MSG_WAITALL), errno));
+	w.fd = s;
+	t = ts_spawn(peek_waiter, &w);
+	ts_sleep_ms(500);
+	send_stream_at(c, r->seed, 100, 50);
+	ts_join(t);
+	ts_log("%s: the peek waited %.2f s using %.2f s of CPU", r->label, w.wall_s, w.cpu_s);
+	ts_note("peek past the data, then 50 more bytes: n=%zd", w.n);
+	ts_note("it slept while it waited: %s", w.cpu_s < w.wall_s / 2 ? "yes" : "no");
+	close(c);
+	close(s);
+}
+
+static void t_peek_off_wait(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_peek_off_wait});
 }
 
 /*
@@ -1071,6 +1160,8 @@ static const struct ts_test tests[] = {
 	{"peek", t_peek, 0},
 	{"peek-wait", t_peek_wait, 0},
 	{"peek-off", t_peek_off, 0},
+	{"peek-off-eof", t_peek_off_eof, 0},
+	{"peek-off-wait", t_peek_off_wait, 0},
 	{"boundary", t_boundary, 0},
 	{"waitall", t_waitall, 0},
 	{"rcvtimeo", t_rcvtimeo, 0},
