@@ -73,6 +73,7 @@ struct options {
 	int busy_poll_us;	  /* SO_BUSY_POLL on both ends, 0: not set */
 	int conns;		  /* mem */
 	size_t size;
+	size_t rsize; /* stream: bytes per read of the receiver */
 	double seconds, warmup;
 	int cpu_client, cpu_server; /* -1: not pinned */
 	int runs;
@@ -141,6 +142,8 @@ static void usage(FILE *f)
 	      "  --conns N         mem: connections to hold (default 100)\n"
 	      "  --size BYTES      bytes per request and reply (rr, default 1) or per write\n"
 	      "                    (stream, default 64K); suffixes K and M are KiB and MiB\n"
+	      "  --rsize BYTES     stream: bytes per read of the receiver (default: the\n"
+	      "                    larger of --size and 64K, as a buffered reader does)\n"
 	      "  --seconds S       measured time per run (default 5)\n"
 	      "  --warmup S        unmeasured time before it (default 1)\n"
 	      "  --cpus C1,C2      pin the client to CPU C1 and the server to CPU C2\n"
@@ -207,7 +210,7 @@ static long parse_long(const char *opt, const char *s, long min, long max, char 
 	return v;
 }
 
-static size_t parse_size(const char *s)
+static size_t parse_size(const char *opt, const char *s)
 {
 	char *end;
 	unsigned long v;
@@ -220,7 +223,8 @@ static size_t parse_size(const char *s)
 	else if (*end == 'M' || *end == 'm')
 		shift = 20, end++;
 	if (errno || end == s || *end || *s == '-' || v == 0 || v > (MAX_SIZE >> shift))
-		die("--size takes bytes in [1, %u] (suffix K or M allowed), not '%s'", MAX_SIZE, s);
+		die("%s takes bytes in [1, %u] (suffix K or M allowed), not '%s'", opt, MAX_SIZE,
+		    s);
 	return (size_t)v << shift;
 }
 
@@ -271,13 +275,15 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_SERVER_NS,
 		OPT_CLIENT_NS,
 		OPT_BUSY_POLL,
-		OPT_CONNS
+		OPT_CONNS,
+		OPT_RSIZE
 	};
 	static const struct option longopts[] = {
 		{"tcp", required_argument, NULL, OPT_TCP},
 		{"tcp6", required_argument, NULL, OPT_TCP6},
 		{"unix", optional_argument, NULL, OPT_UNIX},
 		{"size", required_argument, NULL, OPT_SIZE},
+		{"rsize", required_argument, NULL, OPT_RSIZE},
 		{"seconds", required_argument, NULL, OPT_SECONDS},
 		{"warmup", required_argument, NULL, OPT_WARMUP},
 		{"cpus", required_argument, NULL, OPT_CPUS},
@@ -335,8 +341,11 @@ static void parse_options(int argc, char **argv, struct options *o)
 				    SUN_PATH_SIZE - 1);
 			break;
 		case OPT_SIZE:
-			o->size = parse_size(optarg);
+			o->size = parse_size("--size", optarg);
 			size_set = true;
+			break;
+		case OPT_RSIZE:
+			o->rsize = parse_size("--rsize", optarg);
 			break;
 		case OPT_SECONDS:
 			o->seconds = parse_seconds("--seconds", optarg, 0.01);
@@ -381,6 +390,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		die("no transport: give --tcp PORT, --tcp6 PORT or --unix[=PATH]");
 	if (!size_set)
 		o->size = o->mode == MODE_RR ? 1 : 64 << 10;
+	if (!o->rsize)
+		o->rsize = o->size > (64 << 10) ? o->size : 64 << 10;
 	if (!seconds_set && o->mode == MODE_MEM)
 		o->seconds = 2;
 	if (o->addr && o->transport == TR_UNIX)
@@ -720,12 +731,12 @@ static void meter_tick(struct meter *m, const struct window *w, uint64_t t, size
 static void stream_receive(const struct options *o, const struct window *w, int fd,
 			   struct server_report *rep)
 {
-	char *buf = alloc_buffer(o->size);
+	char *buf = alloc_buffer(o->rsize);
 	struct meter m = {0};
 	ssize_t n;
 
 	do {
-		n = read(fd, buf, o->size);
+		n = read(fd, buf, o->rsize);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
