@@ -1274,8 +1274,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (errno || *end || end == optarg) {
-			fprintf(stderr, "ts-stress: bad value '%s' for --%s\n", optarg,
-				argv[optind - 1]);
+			const char *name = "?";
+
+			for (const struct option *o = lo; o->name; o++)
+				if (o->val == c)
+					name = o->name;
+			fprintf(stderr, "ts-stress: bad value '%s' for --%s\n", optarg, name);
 			return 2;
 		}
 	}
