@@ -109,6 +109,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(repros) / sizeof(repros[0]); i++) {
 		const struct repro *r = &repros[i];
 		char plain[160], spliced[160];
+		struct ts_counters before, after;
+		long long pairs;
 		bool sel = argc < 2;
 
 		for (int k = 1; k < argc; k++)
@@ -120,8 +122,18 @@ int main(int argc, char **argv)
 			fails++;
 			continue;
 		}
+		ts_counters_read(&before);
 		run(r, TS_PORT_SPLICED + 9500 + (int)i, spliced, sizeof(spliced));
-		if (strcmp(plain, spliced)) {
+		ts_counters_read(&after);
+		pairs = ts_counter(&after, "pairs_total", NULL) -
+			ts_counter(&before, "pairs_total", NULL);
+		if (!after.present || pairs < 1) {
+			/* Not a reproduction without the module pairing the connection. */
+			printf("FAIL %s: the spliced run was not spliced (pairs_total +%lld): "
+			       "module loaded, ports 10000-19999 in the policy?\n",
+			       r->name, after.present ? pairs : 0);
+			fails++;
+		} else if (strcmp(plain, spliced)) {
 			printf("FAIL %s: spliced: %s; plain TCP: %s\n", r->name, spliced, plain);
 			fails++;
 		} else {
