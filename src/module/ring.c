@@ -17,6 +17,7 @@
 #include "tcp_splice.h"
 
 #define TS_RING_MIN	4096U
+#define TS_RING_GFP	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 atomic_long_t ts_ring_live;
 atomic_long_t ts_ring_bytes;
@@ -89,11 +90,15 @@ static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
 		ts_count(dst->tn, TS_C_RING_CAP_HITS, 1);
 		return NULL;
 	}
-	/* Charge the ring to the memory cgroup of the socket that owns it. */
+	/*
+	 * Charge the ring to the memory cgroup of the socket that owns it.
+	 * RETRY_MAYFAIL: at the cgroup's limit the ring fails (TCP carries on)
+	 * instead of the OOM killer picking one of its tasks.
+	 */
 	old = set_active_memcg(READ_ONCE(dst->sk->sk_memcg));
-	b = kmalloc(sizeof(*b), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	b = kmalloc(sizeof(*b), TS_RING_GFP);
 	if (b)
-		b->data = kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+		b->data = kvmalloc(size, TS_RING_GFP);
 	set_active_memcg(old);
 	if (!b || !b->data) {
 		kfree(b);
