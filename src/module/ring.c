@@ -13,6 +13,8 @@
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/memcontrol.h>
+#include <linux/page_counter.h>
+#include <linux/sizes.h>
 
 #include "tcp_splice.h"
 
@@ -80,11 +82,38 @@ u32 ts_ring_size(const struct ts_inbound *in)
 	return size;
 }
 
+/*
+ * A ring may not take the last of its cgroup's memory: past a limit, the
+ * cgroup's own TCP buffers would find none and its OOM killer would run.
+ * Each limited level up to the root keeps max(1/16 of its limit, 1 MiB) free.
+ */
+static bool ts_memcg_room(struct mem_cgroup *memcg, u32 size)
+{
+#ifdef CONFIG_MEMCG
+	unsigned long pages = size >> PAGE_SHIFT, max, keep;
+
+	/* sk_memcg holds a css reference for the socket's lifetime. */
+	for (; memcg; memcg = parent_mem_cgroup(memcg)) {
+		max = READ_ONCE(memcg->memory.max);
+		if (max == PAGE_COUNTER_MAX)
+			continue;
+		keep = max_t(unsigned long, max / 16, SZ_1M >> PAGE_SHIFT);
+		if (page_counter_read(&memcg->memory) + pages + keep > max)
+			return false;
+	}
+#endif
+	return true;
+}
+
 static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
 {
-	struct mem_cgroup *old;
+	struct mem_cgroup *memcg = READ_ONCE(dst->sk->sk_memcg), *old;
 	struct ts_buf *b;
 
+	if (!ts_memcg_room(memcg, size)) {
+		ts_count(dst->tn, TS_C_RING_ALLOC_FAIL, 1);
+		return NULL;
+	}
 	if (atomic_long_add_return(size, &ts_ring_bytes) > ts_ring_cap()) {
 		atomic_long_sub(size, &ts_ring_bytes);
 		ts_count(dst->tn, TS_C_RING_CAP_HITS, 1);
@@ -95,7 +124,7 @@ static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
 	 * RETRY_MAYFAIL: at the cgroup's limit the ring fails (TCP carries on)
 	 * instead of the OOM killer picking one of its tasks.
 	 */
-	old = set_active_memcg(READ_ONCE(dst->sk->sk_memcg));
+	old = set_active_memcg(memcg);
 	b = kmalloc(sizeof(*b), TS_RING_GFP);
 	if (b)
 		b->data = kvmalloc(size, TS_RING_GFP);

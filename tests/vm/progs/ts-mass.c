@@ -273,6 +273,9 @@ static int memcg(long n, const char *cg, long margin_kb)
 		srv[i] = ts_accept(lfd, 30000);
 	}
 	close(lfd);
+	/* One exchange over TCP first: after it, the next sends ask for rings. */
+	for (long i = 0; i < n; i++)
+		exchange(cli[i], srv[i], 3000017ULL * i + 2);
 	ts_counters_read(&before);
 	/*
 	 * No page fault after the limit (text, stack, heap): those would be
@@ -291,7 +294,7 @@ static int memcg(long n, const char *cg, long margin_kb)
 	write_str(cg, "memory.max", v);
 	printf("memcg: %ld connections made, memory.current %lld, memory.max set to %s\n", n, cur,
 	       v);
-	/* Twice each way: the second exchange asks for rings. */
+	/* At the limit: the rings are refused, TCP carries the bytes. */
 	for (long i = 0; i < n; i++)
 		exchange(cli[i], srv[i], 1000003ULL * i);
 	for (long i = 0; i < n; i++)
