@@ -243,7 +243,7 @@ static void parser_free(struct parser *p)
 void tsd_config_defaults(struct tsd_config *cfg)
 {
 	*cfg = (struct tsd_config){
-		.ring_max_kb = 1024,
+		.ring_max_kb = 4096,
 		.ring_mem_max_kb = 0,
 		.busy_poll_us = 0,
 		.stats_interval_s = 10,

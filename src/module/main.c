@@ -11,7 +11,7 @@
 
 #include "tcp_splice.h"
 
-unsigned int ts_ring_max_kb = 1024;
+unsigned int ts_ring_max_kb = 4096;
 module_param_named(ring_max_kb, ts_ring_max_kb, uint, 0644);
 MODULE_PARM_DESC(ring_max_kb, "Largest ring per direction in KiB (4..65536, rounded down to a power of two); rings start at 4 KiB and grow on demand; applies to new growth");
 

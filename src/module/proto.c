@@ -181,7 +181,8 @@ static long ts_wait_space(struct sock *sk, struct ts_chan *peer, long timeo)
 	for (;;) {
 		ts_want_space(sk);
 		if (!timeo || signal_pending(current) ||
-		    ts_ring_has_space(&peer->in, 0) || READ_ONCE(sk->sk_err) ||
+		    ts_ring_has_space(&peer->in, 0) ||
+		    ts_ring_may_grow(&peer->in) || READ_ONCE(sk->sk_err) ||
 		    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
 		    READ_ONCE(peer->in.reader_gone))
 			break;
@@ -448,6 +449,21 @@ static int ts_peek(struct ts_chan *ch, TS_RECV_ARGS)
 	return n;
 }
 
+/*
+ * Leave the consumer's lock; if a grow of our ring met us inside, wake the
+ * producer to try again (it may be asleep, or polling for EPOLLOUT).
+ */
+static void ts_rx_unlock(struct ts_chan *ch)
+{
+	mutex_unlock(&ch->rx_lock);
+	/* Unlock before the flag is read: pairs with ts_ring_grow()'s mb. */
+	smp_mb();
+	if (READ_ONCE(ch->in.grow_blocked)) {
+		WRITE_ONCE(ch->in.grow_blocked, false);
+		ts_wake_writer(ts_peer(ch));
+	}
+}
+
 static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 {
 	struct ts_inbound *in = &ch->in;
@@ -560,7 +576,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 			err = sock_intr_errno(timeo0);
 			break;
 		}
-		mutex_unlock(&ch->rx_lock);
+		ts_rx_unlock(ch);
 		timeo = ts_wait_data(ch, sk, timeo,
 				     (flags & MSG_PEEK) ? &seen : NULL);
 		mutex_lock(&ch->rx_lock);
@@ -572,7 +588,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 
 		put_cmsg(msg, SOL_TCP, TCP_CM_INQ, sizeof(inq), &inq);
 	}
-	mutex_unlock(&ch->rx_lock);
+	ts_rx_unlock(ch);
 	return copied ?: err;
 }
 
@@ -639,7 +655,8 @@ static bool ts_stream_memory_free(const struct sock *sk, int wake)
 	if (peer && !READ_ONCE(ch->retired) &&
 	    ts_in_state(&peer->in) == TS_RING &&
 	    !READ_ONCE(peer->in.reader_gone))
-		return ts_ring_has_space(&peer->in, 4);
+		return ts_ring_has_space(&peer->in, 4) ||
+		       ts_ring_may_grow(&peer->in);
 	return ch->base->stream_memory_free ?
 	       ch->base->stream_memory_free(sk, wake) : true;
 }

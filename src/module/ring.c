@@ -170,10 +170,23 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint)
 }
 
 /*
+ * Any side: would the producer's next attempt on a full ring grow it?  Poll
+ * and the producer's waits count that as space, since a send makes it: else
+ * a writer that waits for EPOLLOUT would wait for good on a small ring whose
+ * reader has stopped, where a TCP sender still has its buffer to fill.
+ */
+bool ts_ring_may_grow(const struct ts_inbound *in)
+{
+	return ts_ring_size(in) < ts_ring_max() &&
+	       !READ_ONCE(in->grow_failed) && !READ_ONCE(in->grow_blocked);
+}
+
+/*
  * Producer, with its tx_lock, when the ring is full: if the consumer is not
  * inside a receive call right now (trylock of its rx_lock), move the unread
  * bytes into a buffer four times the size.  Both ends are excluded, so a plain
  * pointer swap is safe; the mutex orders it for the consumer's next call.
+ * A consumer in the way is told (grow_blocked) and wakes us when it leaves.
  */
 bool ts_ring_grow(struct ts_chan *dst)
 {
@@ -185,10 +198,17 @@ bool ts_ring_grow(struct ts_chan *dst)
 
 	if (!old || old->size >= ts_ring_max())
 		return false;
-	if (!mutex_trylock(&dst->rx_lock))
-		return false;
+	if (!mutex_trylock(&dst->rx_lock)) {
+		WRITE_ONCE(in->grow_blocked, true);
+		/* Flag before the second look: pairs with ts_rx_unlock()'s mb. */
+		smp_mb();
+		if (!mutex_trylock(&dst->rx_lock))
+			return false;
+	}
+	WRITE_ONCE(in->grow_blocked, false);
 	size = min(old->size * 4, ts_ring_max());
 	new = ts_buf_alloc(dst, size);
+	WRITE_ONCE(in->grow_failed, !new);
 	if (!new) {
 		mutex_unlock(&dst->rx_lock);
 		return false;

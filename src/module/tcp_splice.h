@@ -57,6 +57,8 @@ struct ts_inbound {
 	u8 state;		/* enum ts_dir_state, published by the producer */
 	bool writer_done;	/* no more ring bytes will come */
 	bool reader_gone;	/* the owner will never read again */
+	bool grow_failed;	/* producer: the last grow found no memory */
+	bool grow_blocked;	/* a grow met the consumer inside recv */
 };
 
 /* One endpoint of a connection in a pairing key; no padding anywhere. */
@@ -199,6 +201,7 @@ bool ts_ring_has_space(const struct ts_inbound *in, u32 div);
 u32 ts_ring_size(const struct ts_inbound *in);
 int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
+bool ts_ring_may_grow(const struct ts_inbound *in);
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len);
 ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 		     int flags, size_t skip);

@@ -168,7 +168,7 @@ static void test_defaults(void)
 	struct tsd_config cfg;
 
 	tsd_config_defaults(&cfg);
-	check(&t, cfg.ring_max_kb == 1024, "ring_max_kb %u", cfg.ring_max_kb);
+	check(&t, cfg.ring_max_kb == 4096, "ring_max_kb %u", cfg.ring_max_kb);
 	check(&t, cfg.ring_mem_max_kb == 0, "ring_mem_max_kb %lu", cfg.ring_mem_max_kb);
 	check(&t, cfg.busy_poll_us == 0, "busy_poll_us %u", cfg.busy_poll_us);
 	check(&t, cfg.stats_interval_s == 10, "stats_interval_s %u", cfg.stats_interval_s);
@@ -193,7 +193,7 @@ static void test_empty(void)
 
 		if (!parse_ok(&t, texts[i], &cfg))
 			continue;
-		check(&t, cfg.npolicies == 0 && cfg.ring_max_kb == 1024, "text %zu: not defaults",
+		check(&t, cfg.npolicies == 0 && cfg.ring_max_kb == 4096, "text %zu: not defaults",
 		      i);
 		tsd_config_free(&cfg);
 	}
@@ -720,7 +720,7 @@ static void test_shipped(const char *path)
 		check(&t, p && strcmp(p->cgroup, "**") == 0, "cgroup");
 		check(&t, p && p->scope == TS_SCOPE_LOOPBACK, "scope");
 		check(&t, p && p->nports == 0, "ports");
-		check(&t, cfg.ring_max_kb == 1024 && cfg.stats_interval_s == 10,
+		check(&t, cfg.ring_max_kb == 4096 && cfg.stats_interval_s == 10,
 		      "globals differ from the defaults");
 		tsd_config_free(&cfg);
 	}

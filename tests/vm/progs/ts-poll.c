@@ -5,6 +5,7 @@
  * with room in the peer's ring, EPOLLRDHUP/EPOLLHUP/EPOLLERR on teardown.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,50 @@ static void t_epoll_lt_out_full(void)
 	ts_differential(&(struct ts_diff){.fn = scen_lt_out_wakeups});
 }
 
+/*
+ * A writer that sends only when poll says POLLOUT, small messages, and a
+ * reader that does not read: TCP lets it queue megabytes (its send buffer
+ * grows), so the ring must grow too rather than report "full" at 3/4 of its
+ * first 4 KiB (found by ts-stress: both ends of a connection waited for good).
+ */
+#define UNREAD_TARGET (3u << 19) /* 1.5 MiB: more than a 1 MiB ring */
+
+static void scen_poll_out_unread(struct ts_run *r)
+{
+	uint64_t queued = 0;
+	char buf[256];
+	int c, s, eagain = 0;
+
+	ring_pair(r, &c, &s);
+	while (queued < UNREAD_TARGET) {
+		ssize_t n;
+
+		if (!(ts_poll1(c, POLLOUT, 2000) & POLLOUT))
+			break;
+		ts_fill(r->seed, queued, buf, sizeof(buf));
+		n = send(c, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			queued += (uint64_t)n;
+		else if (n < 0 && errno == EAGAIN)
+			eagain++;
+		else
+			ts_fail("send: %m");
+	}
+	ts_log("queued %" PRIu64 " bytes unread (%d EAGAIN after POLLOUT)", queued, eagain);
+	ts_note("POLLOUT-driven writer queued %s1.5 MiB with nothing read",
+		queued >= UNREAD_TARGET ? "" : "less than ");
+	TS_ASSERT(queued >= UNREAD_TARGET,
+		  "poll reported no POLLOUT for 2 s after %" PRIu64 " bytes queued", queued);
+	drain(s, r->seed, 0, queued);
+	close(c);
+	close(s);
+}
+
+static void t_poll_out_unread(void)
+{
+	ts_differential(&(struct ts_diff){.fn = scen_poll_out_unread});
+}
+
 /* A non-blocking writer driven by level-triggered EPOLLOUT, with a slow reader. */
 struct slow_reader {
 	int fd;
@@ -579,6 +624,7 @@ static const struct ts_test tests[] = {
 	{"epoll-et-partial", t_epoll_et_partial, 0},
 	{"poll-out", t_poll_out, 0},
 	{"epoll-lt-out-full", t_epoll_lt_out_full, 0},
+	{"poll-out-unread", t_poll_out_unread, 0},
 	{"epoll-lt-out-writer", t_epoll_lt_out_writer, 0},
 	{"epoll-et-out", t_epoll_et_out, 0},
 	{"rr-wakeups", t_rr_wakeups, 0},
