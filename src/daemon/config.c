@@ -67,6 +67,7 @@ struct config_error {
 static bool set_ring_max_kb(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_ring_mem_max_mb(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_busy_poll_us(struct parser *p, const char *v, char *why, size_t whylen);
+static bool set_early_wake(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_stats_interval(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_log_level(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_cgroup(struct parser *p, const char *v, char *why, size_t whylen);
@@ -79,6 +80,7 @@ static const struct key keys[] = {
 	{"ring_max_kb", SEC_GLOBAL, set_ring_max_kb},
 	{"ring_mem_max_mb", SEC_GLOBAL, set_ring_mem_max_mb},
 	{"busy_poll_us", SEC_GLOBAL, set_busy_poll_us},
+	{"early_wake", SEC_GLOBAL, set_early_wake},
 	{"stats_interval", SEC_GLOBAL, set_stats_interval},
 	{"log_level", SEC_GLOBAL, set_log_level},
 	{"cgroup", SEC_POLICY, set_cgroup},
@@ -246,6 +248,7 @@ void tsd_config_defaults(struct tsd_config *cfg)
 		.ring_max_kb = 4096,
 		.ring_mem_max_kb = 0,
 		.busy_poll_us = 0,
+		.early_wake = true,
 		.stats_interval_s = 10,
 		.log_level = LOG_INFO,
 		.policies = NULL,
@@ -495,7 +498,7 @@ static bool set_family(struct parser *p, const char *v, char *why, size_t whylen
 	return true;
 }
 
-static bool set_enabled(struct parser *p, const char *v, char *why, size_t whylen)
+static bool parse_bool(const char *v, bool *out, char *why, size_t whylen)
 {
 	static const struct name_value booleans[] = {
 		{"yes", 1}, {"true", 1}, {"1", 1}, {"no", 0}, {"false", 0}, {"0", 0},
@@ -506,8 +509,18 @@ static bool set_enabled(struct parser *p, const char *v, char *why, size_t whyle
 		snprintf(why, whylen, "expected yes, no, true, false, 1 or 0");
 		return false;
 	}
-	current_policy(p)->enabled = b;
+	*out = b;
 	return true;
+}
+
+static bool set_early_wake(struct parser *p, const char *v, char *why, size_t whylen)
+{
+	return parse_bool(v, &p->cfg.early_wake, why, whylen);
+}
+
+static bool set_enabled(struct parser *p, const char *v, char *why, size_t whylen)
+{
+	return parse_bool(v, &current_policy(p)->enabled, why, whylen);
 }
 
 /* ---- sections and keys ---- */

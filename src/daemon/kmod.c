@@ -28,7 +28,9 @@ struct param {
 	char value[PARAM_LEN];
 };
 
-static void params_of(const struct tsd_config *cfg, struct param p[3])
+#define NPARAMS 4
+
+static void params_of(const struct tsd_config *cfg, struct param p[NPARAMS])
 {
 	p[0].name = "ring_max_kb";
 	snprintf(p[0].value, PARAM_LEN, "%u", cfg->ring_max_kb);
@@ -36,6 +38,9 @@ static void params_of(const struct tsd_config *cfg, struct param p[3])
 	snprintf(p[1].value, PARAM_LEN, "%lu", cfg->ring_mem_max_kb);
 	p[2].name = "busy_poll_us";
 	snprintf(p[2].value, PARAM_LEN, "%u", cfg->busy_poll_us);
+	/* As sysfs shows a bool parameter, so that an unchanged one is left. */
+	p[3].name = "early_wake";
+	snprintf(p[3].value, PARAM_LEN, "%s", cfg->early_wake ? "Y" : "N");
 }
 
 static int run(char *const argv[])
@@ -81,7 +86,7 @@ static int write_param(const char *name, const char *value)
 
 int tsd_kmod_apply_params(const struct tsd_config *cfg)
 {
-	struct param p[3];
+	struct param p[NPARAMS];
 	int ret = 0;
 
 	params_of(cfg, p);
@@ -118,8 +123,8 @@ static void log_missing(void)
 
 int tsd_kmod_load(const struct tsd_config *cfg)
 {
-	char args[3][PARAM_LEN * 2];
-	struct param p[3];
+	char args[NPARAMS][PARAM_LEN * 2];
+	struct param p[NPARAMS];
 	int r;
 
 	if (!access(MODULE_SYSFS "/parameters", F_OK))
@@ -128,7 +133,7 @@ int tsd_kmod_load(const struct tsd_config *cfg)
 	params_of(cfg, p);
 	for (size_t i = 0; i < ELEMENTSOF(p); i++)
 		snprintf(args[i], sizeof(args[i]), "%s=%s", p[i].name, p[i].value);
-	r = run((char *const[]){"modprobe", MODULE_NAME, args[0], args[1], args[2], NULL});
+	r = run((char *const[]){"modprobe", MODULE_NAME, args[0], args[1], args[2], args[3], NULL});
 	if (r < 0) {
 		tsd_event(LOG_ERR, NULL, &(struct tsd_fields){.error = -r},
 			  "running modprobe failed: %s", strerror(-r));
@@ -142,8 +147,8 @@ int tsd_kmod_load(const struct tsd_config *cfg)
 		return -ENOPKG;
 	}
 	tsd_event(LOG_ERR, NULL, &(struct tsd_fields){.error = EINVAL},
-		  "modprobe " MODULE_NAME " %s %s %s failed (exit status %d): see its message "
-		  "above and the kernel log",
-		  args[0], args[1], args[2], r);
+		  "modprobe " MODULE_NAME " %s %s %s %s failed (exit status %d): see its "
+		  "message above and the kernel log",
+		  args[0], args[1], args[2], args[3], r);
 	return -EINVAL;
 }

@@ -23,6 +23,10 @@ unsigned int ts_busy_poll_us;
 module_param_named(busy_poll_us, ts_busy_poll_us, uint, 0644);
 MODULE_PARM_DESC(busy_poll_us, "Busy-poll budget in microseconds for blocking receives on spliced sockets without SO_BUSY_POLL / net.core.busy_read (0: off)");
 
+bool ts_early_wake = true;
+module_param_named(early_wake, ts_early_wake, bool, 0644);
+MODULE_PARM_DESC(early_wake, "Wake a peer blocked in a receive as soon as its ring bytes are all consumed, before the reply is written, so that its CPU's wake-up overlaps our work (request/response latency; costs a wake-up per exchange)");
+
 __bpf_kfunc_start_defs();
 
 /**

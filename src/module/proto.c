@@ -62,20 +62,32 @@ static void ts_wake_writer(struct ts_chan *ch)
  * After a ring read: wake the peer's writers only if one asked for space
  * (SOCK_NOSPACE, set by ts_wait_space() and by tcp_poll()), as TCP does.
  * An unconditional wake-up would also rouse a peer blocked in recv (waiters
- * share one queue and wait_woken() ignores the key): a request/response
- * round trip would cost two wake-ups per side instead of one.
+ * share one queue and wait_woken() ignores the key) after every read.
+ *
+ * The one exception is the early wake-up (parameter early_wake): when the
+ * read took the last ring byte and a receiver of the peer sleeps in recv, it
+ * is most likely waiting for our reply to what it just sent.  Waking it now
+ * lets its CPU leave idle while we work on the request, rather than after
+ * the reply is written; it finds no data and sleeps again, and the reply's
+ * wake-up then finds it running or cheap to wake.  AF_UNIX does the same
+ * through sock_wfree() -> unix_write_space() on every read.
  */
-static void ts_wake_writer_space(struct ts_chan *ch)
+static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 {
 	struct socket *sock;
+	bool early;
 
 	/* Tail stored before NOSPACE is read: pairs with the writer's mb. */
 	smp_mb();
+	early = drained && READ_ONCE(ts_early_wake) && READ_ONCE(ch->rx_waiting);
 	/* struct socket is RCU-freed with its inode: safe to look at here. */
 	rcu_read_lock();
 	sock = READ_ONCE(ch->sk->sk_socket);
-	if (sock && test_bit(SOCK_NOSPACE, &sock->flags))
+	if (sock && (early || test_bit(SOCK_NOSPACE, &sock->flags))) {
 		ts_wake_writer(ch);
+		if (early)
+			ts_count(ch->tn, TS_C_EARLY_WAKES, 1);
+	}
 	rcu_read_unlock();
 }
 
@@ -391,9 +403,12 @@ static long ts_wait_data(struct ts_chan *ch, struct sock *sk, long timeo,
 			cpu_relax();
 	}
 	add_wait_queue(sk_sleep(sk), &wait);
+	/* A hint for the peer's early wake-up: a stale value costs only time. */
+	WRITE_ONCE(ch->rx_waiting, true);
 	while (timeo && !signal_pending(current) &&
 	       !ts_recv_event(ch, sk, seen))
 		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
+	WRITE_ONCE(ch->rx_waiting, false);
 	remove_wait_queue(sk_sleep(sk), &wait);
 	return timeo;
 }
@@ -528,7 +543,8 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 				copied += n;
 				sk_peek_offset_bwd(sk, n);
 				ts_count(ch->tn, TS_C_RING_BYTES_RX, n);
-				ts_wake_writer_space(ts_peer(ch));
+				ts_wake_writer_space(ts_peer(ch),
+						     !ts_ring_used(in));
 				continue;
 			}
 			if (n < 0) {

@@ -47,6 +47,7 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_RING_CLOSED_PEER_GONE] = "ring_closed_peer_gone",
 	[TS_C_REFUSED_FILTER] = "refused_filter",
 	[TS_C_RING_CLOSED_FILTER] = "ring_closed_filter",
+	[TS_C_EARLY_WAKES] = "early_wakes",
 };
 
 struct ts_pernet {

@@ -102,6 +102,7 @@ struct ts_chan {
 	bool retired;		/* disconnected or detached: plain TCP only */
 	bool pair_ended;	/* counters: see ts_pair_ended() */
 	bool stopped;		/* ts_stop() ran */
+	bool rx_waiting;	/* a receiver sleeps in ts_wait_data(): a hint */
 	struct hlist_node park_node;
 	struct list_head list_node;	/* per-netns listing */
 	struct ts_key key;
@@ -156,6 +157,7 @@ enum ts_counter {
 	TS_C_RING_CLOSED_PEER_GONE,
 	TS_C_REFUSED_FILTER,
 	TS_C_RING_CLOSED_FILTER,
+	TS_C_EARLY_WAKES,
 	TS_C_MAX
 };
 
@@ -181,6 +183,7 @@ extern atomic_long_t ts_ring_bytes;
 extern unsigned int ts_ring_max_kb;
 extern unsigned long ts_ring_mem_max_kb;
 extern unsigned int ts_busy_poll_us;
+extern bool ts_early_wake;
 
 /* The kfunc (main.c), global for BTF. */
 struct bpf_sock_ops;

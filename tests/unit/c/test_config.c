@@ -171,6 +171,7 @@ static void test_defaults(void)
 	check(&t, cfg.ring_max_kb == 4096, "ring_max_kb %u", cfg.ring_max_kb);
 	check(&t, cfg.ring_mem_max_kb == 0, "ring_mem_max_kb %lu", cfg.ring_mem_max_kb);
 	check(&t, cfg.busy_poll_us == 0, "busy_poll_us %u", cfg.busy_poll_us);
+	check(&t, cfg.early_wake, "early_wake off");
 	check(&t, cfg.stats_interval_s == 10, "stats_interval_s %u", cfg.stats_interval_s);
 	check(&t, cfg.log_level == LOG_INFO, "log_level %d", cfg.log_level);
 	check(&t, !cfg.policies && cfg.npolicies == 0, "policies");
@@ -211,6 +212,7 @@ static void test_full(void)
 		     "ring_max_kb = 256\n"
 		     "ring_mem_max_mb = 64\n"
 		     "busy_poll_us = 50\n"
+		     "early_wake = no\n"
 		     "stats_interval = 2min\n"
 		     "log_level = debug\n"
 		     "\n"
@@ -225,6 +227,7 @@ static void test_full(void)
 		check(&t, cfg.ring_mem_max_kb == 64 * 1024, "ring_mem_max_kb %lu",
 		      cfg.ring_mem_max_kb);
 		check(&t, cfg.busy_poll_us == 50, "busy_poll_us %u", cfg.busy_poll_us);
+		check(&t, !cfg.early_wake, "early_wake on");
 		check(&t, cfg.stats_interval_s == 120, "stats_interval_s %u", cfg.stats_interval_s);
 		check(&t, cfg.log_level == LOG_DEBUG, "log_level %d", cfg.log_level);
 		check(&t, cfg.npolicies == 1, "npolicies %zu", cfg.npolicies);
@@ -240,7 +243,7 @@ static void test_full(void)
 			check(&t, p->scope == TS_SCOPE_LOCAL, "scope %d", p->scope);
 			check(&t, p->family_mask == TS_FAMILY_IPV6, "family %u", p->family_mask);
 			check(&t, !p->enabled, "enabled");
-			check(&t, p->line == 8, "line %d", p->line);
+			check(&t, p->line == 9, "line %d", p->line);
 		}
 		tsd_config_free(&cfg);
 	}
@@ -344,6 +347,11 @@ static void test_values(void)
 		{"ring_mem_max_mb = 0", GLOBAL, "mem", 0},
 		{"ring_mem_max_mb = 1048576", GLOBAL, "mem", 1048576L * 1024},
 		{"busy_poll_us = 1000000", GLOBAL, "poll", 1000000},
+		{"early_wake = no", GLOBAL, "early", 0},
+		{"early_wake = false", GLOBAL, "early", 0},
+		{"early_wake = 0", GLOBAL, "early", 0},
+		{"early_wake = yes", GLOBAL, "early", 1},
+		{"early_wake = True", GLOBAL, "early", 1},
 		{"log_level = debug", GLOBAL, "log", LOG_DEBUG},
 		{"log_level = info", GLOBAL, "log", LOG_INFO},
 		{"log_level = notice", GLOBAL, "log", LOG_NOTICE},
@@ -392,6 +400,8 @@ static void test_values(void)
 			got = (long)cfg.ring_mem_max_kb;
 		else if (!strcmp(f, "poll"))
 			got = cfg.busy_poll_us;
+		else if (!strcmp(f, "early"))
+			got = cfg.early_wake;
 		else if (!strcmp(f, "log"))
 			got = cfg.log_level;
 		else if (!strcmp(f, "scope"))

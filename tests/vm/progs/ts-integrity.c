@@ -596,6 +596,127 @@ static void t_full_blocks_sender(void)
 	ts_differential(&(struct ts_diff){.fn = scen_full_blocks});
 }
 
+/* ---- request/response: the requester is woken when its request is consumed ---- */
+
+#define EW_PARAM  "/sys/module/tcp_splice/parameters/early_wake"
+#define EW_ROUNDS 40
+#define EW_REQ	  300
+#define EW_REPLY  700
+
+/* The parameter as sysfs shows it ('Y' or 'N'), 0 without the module. */
+static char early_wake_param(void)
+{
+	FILE *f = fopen(EW_PARAM, "r");
+	int c = 0;
+
+	if (f) {
+		c = fgetc(f);
+		fclose(f);
+	}
+	return c == 'Y' || c == 'N' ? (char)c : 0;
+}
+
+static void early_wake_set(char v)
+{
+	FILE *f = fopen(EW_PARAM, "w");
+
+	if (!f || fputc(v, f) == EOF || fclose(f))
+		ts_fail("setting %s to %c: %m", EW_PARAM, v);
+}
+
+static char early_wake_saved;
+
+static void early_wake_restore(void)
+{
+	if (early_wake_saved)
+		early_wake_set(early_wake_saved);
+}
+
+struct requester {
+	int fd;
+	uint64_t seed;
+};
+
+static void *requester_thread(void *arg)
+{
+	struct requester *q = arg;
+	char buf[EW_REPLY];
+
+	for (int i = 0; i < EW_ROUNDS; i++) {
+		ts_fill(q->seed, (uint64_t)i * EW_REQ, buf, EW_REQ);
+		if (ts_write_all(q->fd, buf, EW_REQ) != EW_REQ)
+			ts_fail("request %d: short write: %m", i);
+		ts_read_full(q->fd, buf, EW_REPLY);
+		if (ts_check(q->seed ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY) >= 0)
+			ts_fail("reply %d: wrong bytes", i);
+	}
+	return NULL;
+}
+
+/*
+ * The responder waits until the request is readable, then long enough for
+ * the requester to be asleep in recv, before it reads: with early_wake on,
+ * each read that empties the ring wakes the requester once (early_wakes),
+ * with it off never; either way every byte arrives in order.
+ */
+static void scen_early_wake(struct ts_run *r)
+{
+	bool on = r->arg != NULL;
+	struct requester q;
+	struct ts_counters before, after;
+	char buf[EW_REPLY];
+	long long wakes;
+	unsigned long t;
+	int c, s;
+
+	ts_pair(&c, &s);
+	q = (struct requester){c, r->seed};
+	ts_counters_read(&before);
+	t = ts_spawn(requester_thread, &q);
+	for (int i = 0; i < EW_ROUNDS; i++) {
+		if (!(ts_poll1(s, POLLIN, 5000) & POLLIN))
+			ts_fail("request %d: not readable within 5 s", i);
+		ts_sleep_ms(3);
+		ts_read_full(s, buf, EW_REQ);
+		if (ts_check(r->seed, (uint64_t)i * EW_REQ, buf, EW_REQ) >= 0)
+			ts_fail("request %d: wrong bytes", i);
+		ts_fill(r->seed ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY);
+		if (ts_write_all(s, buf, EW_REPLY) != EW_REPLY)
+			ts_fail("reply %d: short write: %m", i);
+	}
+	ts_join(t);
+	ts_counters_read(&after);
+	wakes = ts_counter(&after, "early_wakes", NULL) - ts_counter(&before, "early_wakes", NULL);
+	ts_log("%s, early_wake %s: %lld early wake-ups in %d exchanges", r->label,
+	       on ? "on" : "off", wakes, EW_ROUNDS);
+	if (r->splice && on)
+		/* A requester slower than 3 ms to fall asleep misses one. */
+		TS_ASSERT(wakes >= EW_ROUNDS * 9 / 10 && wakes <= EW_ROUNDS,
+			  "%lld early wake-ups in %d exchanges", wakes, EW_ROUNDS);
+	else
+		TS_ASSERT(wakes == 0, "%lld early wake-ups (%s, early_wake %s)", wakes, r->label,
+			  on ? "on" : "off");
+	ts_note("%d exchanges intact", EW_ROUNDS);
+	close(c);
+	close(s);
+}
+
+static void t_early_wake(void)
+{
+	early_wake_saved = early_wake_param();
+	if (!early_wake_saved) {
+		/* No module: both runs are plain TCP. */
+		ts_differential(&(struct ts_diff){.fn = scen_early_wake});
+		return;
+	}
+	ts_cleanup(early_wake_restore);
+	early_wake_set('Y');
+	ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = "on"});
+	early_wake_set('N');
+	ts_differential(&(struct ts_diff){.fn = scen_early_wake});
+	early_wake_restore();
+}
+
 static const struct ts_test tests[] = {
 	{"bulk-v4", t_bulk_v4, 0},
 	{"bulk-v6", t_bulk_v6, 0},
@@ -607,6 +728,7 @@ static const struct ts_test tests[] = {
 	{"echo-stream", t_echo_stream, 0},
 	{"both-full", t_both_full, 0},
 	{"full-blocks-sender", t_full_blocks_sender, 0},
+	{"early-wake", t_early_wake, 0},
 };
 
 int main(int argc, char **argv)
