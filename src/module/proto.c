@@ -70,7 +70,8 @@ static void ts_wake_writer(struct ts_chan *ch)
  * lets its CPU leave idle while we work on the request, rather than after
  * the reply is written; it finds no data and sleeps again, and the reply's
  * wake-up then finds it running or cheap to wake.  AF_UNIX does the same
- * through sock_wfree() -> unix_write_space() on every read.
+ * whenever a read consumes one of the sender's skbs (sock_wfree() ->
+ * unix_write_space()).
  */
 static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 {
