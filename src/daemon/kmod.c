@@ -123,17 +123,23 @@ static void log_missing(void)
 
 int tsd_kmod_load(const struct tsd_config *cfg)
 {
-	char args[NPARAMS][PARAM_LEN * 2];
+	char args[NPARAMS][PARAM_LEN * 2], shown[NPARAMS * (PARAM_LEN * 2 + 1)] = "";
+	char *argv[2 + NPARAMS + 1] = {"modprobe", MODULE_NAME};
 	struct param p[NPARAMS];
+	size_t len = 0;
 	int r;
 
 	if (!access(MODULE_SYSFS "/parameters", F_OK))
 		return tsd_kmod_apply_params(cfg);
 
+	/* argv and the message both follow the parameter table; shown never truncates. */
 	params_of(cfg, p);
-	for (size_t i = 0; i < ELEMENTSOF(p); i++)
+	for (size_t i = 0; i < ELEMENTSOF(p); i++) {
 		snprintf(args[i], sizeof(args[i]), "%s=%s", p[i].name, p[i].value);
-	r = run((char *const[]){"modprobe", MODULE_NAME, args[0], args[1], args[2], args[3], NULL});
+		argv[2 + i] = args[i];
+		len += (size_t)snprintf(shown + len, sizeof(shown) - len, " %s", args[i]);
+	}
+	r = run(argv);
 	if (r < 0) {
 		tsd_event(LOG_ERR, NULL, &(struct tsd_fields){.error = -r},
 			  "running modprobe failed: %s", strerror(-r));
@@ -147,8 +153,8 @@ int tsd_kmod_load(const struct tsd_config *cfg)
 		return -ENOPKG;
 	}
 	tsd_event(LOG_ERR, NULL, &(struct tsd_fields){.error = EINVAL},
-		  "modprobe " MODULE_NAME " %s %s %s %s failed (exit status %d): see its "
-		  "message above and the kernel log",
-		  args[0], args[1], args[2], args[3], r);
+		  "modprobe " MODULE_NAME "%s failed (exit status %d): see its message above and "
+		  "the kernel log",
+		  shown, r);
 	return -EINVAL;
 }
