@@ -27,6 +27,8 @@ bool ts_early_wake = true;
 module_param_named(early_wake, ts_early_wake, bool, 0644);
 MODULE_PARM_DESC(early_wake, "Wake a peer blocked in a receive as soon as its ring bytes are all consumed, before the reply is written, so that its CPU's wake-up overlaps our work (request/response latency; costs a wake-up per exchange)");
 
+struct workqueue_struct *ts_wq;
+
 __bpf_kfunc_start_defs();
 
 /**
@@ -100,9 +102,13 @@ static int __init ts_init(void)
 		pr_err("tcp_splice: the kfunc has no BTF id (module built without BTF?)\n");
 		return -ENOENT;
 	}
+	/* Unbound: a persist retry only wakes a writer, on no CPU in particular. */
+	ts_wq = alloc_workqueue("tcp_splice", WQ_UNBOUND, 0);
+	if (!ts_wq)
+		return -ENOMEM;
 	err = ts_pair_init();
 	if (err)
-		return err;
+		goto out_wq;
 	err = ts_stats_init();
 	if (err)
 		goto out_pair;
@@ -124,12 +130,19 @@ out_stats:
 	ts_stats_exit();
 out_pair:
 	ts_pair_exit();
+out_wq:
+	destroy_workqueue(ts_wq);
 	return err;
 }
 
 static void __exit ts_exit(void)
 {
-	/* Every channel held a module reference: none is left but RCU frees. */
+	/*
+	 * Every channel held a module reference: none is left but RCU frees,
+	 * and work items that dropped their last channel reference may still
+	 * be returning, which destroy_workqueue() waits for.
+	 */
+	destroy_workqueue(ts_wq);
 	ts_pair_exit();
 	ts_proto_exit();
 	ts_stats_exit();

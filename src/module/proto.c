@@ -93,6 +93,86 @@ static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 }
 
 /*
+ * ---- persist: a full ring that did not grow is looked at again later ----
+ *
+ * A writer on a full ring sleeps until the reader makes room.  If the ring
+ * could not grow (ring memory cap, the cgroup's room, a failed allocation, or
+ * ring_max_kb lowered for a while), a reader that waits for the writer to
+ * finish first would never make room, where TCP still had buffer to fill:
+ * both ends would hang for good once the limit is gone.  Like TCP's persist
+ * timer, a delayed work item looks again, backing off, and wakes the writer
+ * once the ring may grow.
+ */
+#define TS_PERSIST_MIN		(HZ / 5)
+#define TS_PERSIST_MAX_SHIFT	5	/* 6.4 s */
+
+static void ts_persist_cancel(struct ts_chan *ch)
+{
+	/* Any context; a pending item holds a channel and a socket reference. */
+	if (cancel_delayed_work(&ch->persist)) {
+		sock_put(ch->sk);
+		ts_chan_put(ch);
+	}
+}
+
+/*
+ * Producer (tx_lock held) or the work item itself: queue it, once.  A failed
+ * grow is tried again after 0.2 s, backing off; a ring at ring_max_kb only
+ * every 6.4 s, in case the limit was raised: a bulk stream against a slower
+ * reader sits there all the time.
+ */
+static void ts_persist_arm(struct ts_chan *ch, bool failed)
+{
+	unsigned long delay = TS_PERSIST_MIN <<
+		(failed ? READ_ONCE(ch->persist_backoff) : TS_PERSIST_MAX_SHIFT);
+
+	if (delayed_work_pending(&ch->persist))
+		return;
+	/* The caller holds both, so these cannot be the last references. */
+	refcount_inc(&ch->ref);
+	sock_hold(ch->sk);
+	if (!queue_delayed_work(ts_wq, &ch->persist, delay)) {
+		sock_put(ch->sk);
+		ts_chan_put(ch);
+		return;
+	}
+	/* Queued before stopped is read: pairs with ts_stop()'s xchg. */
+	smp_mb();
+	if (READ_ONCE(ch->stopped))
+		ts_persist_cancel(ch);
+}
+
+void ts_persist_work(struct work_struct *work)
+{
+	struct ts_chan *ch = container_of(to_delayed_work(work), struct ts_chan,
+					  persist);
+	/* Armed only by a sender on the ring: the peer is set for good. */
+	struct ts_inbound *in = &ts_peer(ch)->in;
+	u8 backoff = READ_ONCE(ch->persist_backoff);
+
+	if (!READ_ONCE(ch->stopped) && !READ_ONCE(ch->retired) &&
+	    !READ_ONCE(in->reader_gone) && ts_in_state(in) == TS_RING &&
+	    !ts_ring_has_space(in, 0)) {
+		if (backoff < TS_PERSIST_MAX_SHIFT)
+			WRITE_ONCE(ch->persist_backoff, backoff + 1);
+		/*
+		 * Memory may be back: let the producer try again.  A race with
+		 * its own store of the flag is benign either way: it either
+		 * fails again and re-arms us, or it tries once more.
+		 */
+		WRITE_ONCE(in->grow_failed, false);
+		if (ts_ring_may_grow(in)) {
+			ts_wake_writer(ch);
+			ts_count(ch->tn, TS_C_RING_PERSIST_WAKES, 1);
+		} else if (ts_ring_below_limit(in)) {
+			ts_persist_arm(ch, false);
+		}
+	}
+	sock_put(ch->sk);
+	ts_chan_put(ch);
+}
+
+/*
  * No more ring bytes for us, and none from us: both ends stop, rings stay.
  * Once only.  @wake: wake the peer now; not when a reset is on its way,
  * whose arrival wakes it with the error TCP would give.
@@ -103,6 +183,7 @@ static void ts_stop(struct ts_chan *ch, bool wake)
 
 	if (xchg(&ch->stopped, true))
 		return;
+	ts_persist_cancel(ch);
 	WRITE_ONCE(ch->in.reader_gone, true);
 	if (peer) {
 		WRITE_ONCE(peer->in.writer_done, true);
@@ -234,6 +315,8 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 		if (n > 0) {
 			copied += n;
 			ts_wake_reader(peer);
+			if (unlikely(ch->persist_backoff))
+				WRITE_ONCE(ch->persist_backoff, 0);
 			continue;
 		}
 		if (n < 0) {
@@ -245,6 +328,9 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 		ts_want_space(sk);
 		if (ts_ring_has_space(&peer->in, 0))
 			continue;
+		/* Not grown, and no consumer will say when it may: look later. */
+		if (!ts_ring_may_grow(&peer->in) && ts_ring_below_limit(&peer->in))
+			ts_persist_arm(ch, READ_ONCE(peer->in.grow_failed));
 		if (!timeo) {
 			err = -EAGAIN;
 			break;

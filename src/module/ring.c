@@ -19,6 +19,7 @@
 #include "tcp_splice.h"
 
 #define TS_RING_MIN	4096U
+#define TS_RING_LIMIT	(64U << 20)	/* ring_max_kb's top, 65536 KiB */
 #define TS_RING_GFP	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 atomic_long_t ts_ring_live;
@@ -26,7 +27,7 @@ atomic_long_t ts_ring_bytes;
 
 static u32 ts_ring_max(void)
 {
-	u32 max = clamp_t(u32, READ_ONCE(ts_ring_max_kb), 4, 65536) * 1024;
+	u32 max = clamp_t(u32, READ_ONCE(ts_ring_max_kb), 4, TS_RING_LIMIT / 1024) * 1024;
 
 	return rounddown_pow_of_two(max);
 }
@@ -179,6 +180,15 @@ bool ts_ring_may_grow(const struct ts_inbound *in)
 {
 	return ts_ring_size(in) < ts_ring_max() &&
 	       !READ_ONCE(in->grow_failed) && !READ_ONCE(in->grow_blocked);
+}
+
+/*
+ * Any side: could the ring grow at all, with ring_max_kb raised to its top?
+ * A full ring below that is looked at again later (see ts_persist_work()).
+ */
+bool ts_ring_below_limit(const struct ts_inbound *in)
+{
+	return ts_ring_size(in) < TS_RING_LIMIT;
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <linux/mutex.h>
 #include <linux/refcount.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 #include <net/sock.h>
 
 /*
@@ -103,6 +104,8 @@ struct ts_chan {
 	bool pair_ended;	/* counters: see ts_pair_ended() */
 	bool stopped;		/* ts_stop() ran */
 	bool rx_waiting;	/* a receiver sleeps in ts_wait_data(): a hint */
+	u8 persist_backoff;	/* next persist delay: TS_PERSIST_MIN << this */
+	struct delayed_work persist;	/* a full ring that did not grow */
 	struct hlist_node park_node;
 	struct list_head list_node;	/* per-netns listing */
 	struct ts_key key;
@@ -158,6 +161,7 @@ enum ts_counter {
 	TS_C_REFUSED_FILTER,
 	TS_C_RING_CLOSED_FILTER,
 	TS_C_EARLY_WAKES,
+	TS_C_RING_PERSIST_WAKES,
 	TS_C_MAX
 };
 
@@ -185,6 +189,9 @@ extern unsigned long ts_ring_mem_max_kb;
 extern unsigned int ts_busy_poll_us;
 extern bool ts_early_wake;
 
+/* The module's own workqueue (main.c): exit waits for its work items. */
+extern struct workqueue_struct *ts_wq;
+
 /* The kfunc (main.c), global for BTF. */
 struct bpf_sock_ops;
 int bpf_tcp_splice_established(struct bpf_sock_ops *ctx);
@@ -205,6 +212,7 @@ u32 ts_ring_size(const struct ts_inbound *in);
 int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
 bool ts_ring_may_grow(const struct ts_inbound *in);
+bool ts_ring_below_limit(const struct ts_inbound *in);
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len);
 ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 		     int flags, size_t skip);
@@ -214,6 +222,7 @@ void ts_ring_free(struct ts_inbound *in);
 bool ts_is_ours(const struct sock *sk);
 void ts_ops_install(struct socket *sock);
 void ts_proto_init(struct ts_chan *ch);
+void ts_persist_work(struct work_struct *work);
 void ts_proto_exit(void);
 
 #endif

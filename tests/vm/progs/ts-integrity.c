@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tsutil.h"
@@ -717,6 +719,190 @@ static void t_early_wake(void)
 	early_wake_restore();
 }
 
+/* ---- a writer held back by a ring limit goes on once the limit is lifted ---- */
+
+#define PARAMS	    "/sys/module/tcp_splice/parameters/"
+#define LIFT_LEN    (1024 * 1024)
+#define LIFT_WAIT_S 30
+
+/* A parameter as sysfs shows it, or false without the module. */
+static bool param_get(const char *name, char *buf, size_t n)
+{
+	char path[128];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)n, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}
+
+static void param_set(const char *name, const char *v)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	f = fopen(path, "w");
+	if (!f || fputs(v, f) == EOF || fclose(f))
+		ts_fail("setting %s to %s: %m", path, v);
+}
+
+static char lift_max[32], lift_cap[32];
+
+static void lift_restore(void)
+{
+	if (lift_max[0])
+		param_set("ring_max_kb", lift_max);
+	if (lift_cap[0])
+		param_set("ring_mem_max_kb", lift_cap);
+}
+
+struct lift_writer {
+	int fd;
+	bool epoll; /* non-blocking, waiting for EPOLLOUT; else one blocking send */
+	uint64_t seed;
+};
+
+static void *lift_write(void *arg)
+{
+	struct lift_writer *w = arg;
+	char *buf = malloc(LIFT_LEN);
+	size_t off = 0;
+	int ep;
+
+	if (!buf)
+		ts_fail("malloc: %m");
+	ts_fill(w->seed, 1, buf, LIFT_LEN);
+	if (!w->epoll) {
+		ssize_t n = send(w->fd, buf, LIFT_LEN, MSG_NOSIGNAL);
+
+		if (n != LIFT_LEN)
+			ts_fail("blocking send(%d) returned %zd: %m", LIFT_LEN, n);
+		free(buf);
+		return NULL;
+	}
+	ep = TS_SYS(epoll_create1(EPOLL_CLOEXEC));
+	TS_SYS(epoll_ctl(ep, EPOLL_CTL_ADD, w->fd,
+			 &(struct epoll_event){.events = EPOLLOUT, .data.fd = w->fd}));
+	while (off < LIFT_LEN) {
+		struct epoll_event ev;
+		ssize_t n = send(w->fd, buf + off, LIFT_LEN - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			off += n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			ts_fail("non-blocking send after %zu bytes: %m", off);
+		/* Level-triggered: returns at once whenever poll says writable. */
+		if (epoll_wait(ep, &ev, 1, 1000) < 0 && errno != EINTR)
+			ts_fail("epoll_wait: %m");
+	}
+	close(ep);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Each end writes 1 MiB, one writer blocking and one on epoll, while nothing
+ * is read: TCP's buffers take it all.  On the spliced run a limit keeps the
+ * rings small at first ("max": ring_max_kb 4, "cap": ring_mem_max_kb just
+ * above the rings already there, so growing fails), so both writers must
+ * block; once the limit is lifted they must finish without any read, as over
+ * TCP, and every byte must then arrive in order.
+ */
+static void scen_limit_lifted(struct ts_run *r)
+{
+	const char *kind = r->arg;
+	bool cap = !strcmp(kind, "cap"), mod = lift_max[0] != 0;
+	struct ts_counters before, after;
+	struct lift_writer w[2];
+	unsigned long t[2];
+	int fd[2][2];
+	char v[32];
+
+	ts_counters_read(&before);
+	if (mod && !cap)
+		param_set("ring_max_kb", "4");
+	for (int i = 0; i < 2; i++) {
+		ts_pair(&fd[i][0], &fd[i][1]);
+		/* A first ring of 4 KiB: the byte's own size, rounded up. */
+		if (ts_write_all(fd[i][0], "x", 1) != 1)
+			ts_fail("first byte: %m");
+	}
+	ts_sleep_ms(50);
+	if (mod && cap) {
+		ts_counters_read(&after);
+		snprintf(v, sizeof(v), "%lld",
+			 ts_counter(&after, "global_ring_bytes", NULL) / 1024 + 8);
+		param_set("ring_mem_max_kb", v);
+	}
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct lift_writer){fd[i][0], i == 1, r->seed + i};
+		if (w[i].epoll)
+			ts_set_nonblock(fd[i][0], true);
+		t[i] = ts_spawn(lift_write, &w[i]);
+	}
+	ts_phase("writers against the %s limit", kind);
+	ts_sleep_ms(500);
+	if (r->splice)
+		for (int i = 0; i < 2; i++)
+			TS_ASSERT(pthread_tryjoin_np((pthread_t)t[i], NULL) != 0,
+				  "the %s writer finished with the %s limit on: not limited",
+				  w[i].epoll ? "epoll" : "blocking", kind);
+	if (mod)
+		lift_restore();
+	ts_phase("limit lifted, waiting for the writers without reading");
+	for (int i = 0; i < 2; i++) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += LIFT_WAIT_S;
+		TS_ASSERT(pthread_timedjoin_np((pthread_t)t[i], NULL, &ts) == 0,
+			  "the %s writer still blocked %d s after the %s limit was lifted "
+			  "(nothing read): hang",
+			  w[i].epoll ? "epoll" : "blocking", LIFT_WAIT_S, kind);
+	}
+	ts_note("both writers done before any read");
+	for (int i = 0; i < 2; i++) {
+		char c;
+		struct ts_rng g;
+
+		ts_rng_init(&g, r->seed);
+		ts_read_full(fd[i][1], &c, 1);
+		TS_ASSERT(c == 'x', "first byte %#x, want 'x'", c);
+		ts_recv_stream(fd[i][1], r->seed + i, 1, LIFT_LEN, 100000, &g);
+		close(fd[i][0]);
+		close(fd[i][1]);
+	}
+	ts_note("%d bytes each, in order", LIFT_LEN + 1);
+	ts_counters_read(&after);
+	if (r->splice && mod) {
+		long long wakes = ts_counter(&after, "ring_persist_wakes", NULL) -
+				  ts_counter(&before, "ring_persist_wakes", NULL);
+
+		ts_log("%s limit: %lld persist wake-ups", kind, wakes);
+		TS_ASSERT(wakes >= 1, "no ring_persist_wakes after the %s limit was lifted", kind);
+	}
+}
+
+static void t_limit_lifted(void)
+{
+	if (param_get("ring_max_kb", lift_max, sizeof(lift_max)) &&
+	    param_get("ring_mem_max_kb", lift_cap, sizeof(lift_cap)))
+		ts_cleanup(lift_restore);
+	else
+		lift_max[0] = lift_cap[0] = 0;
+	ts_differential(&(struct ts_diff){.fn = scen_limit_lifted, .arg = "max"});
+	ts_differential(&(struct ts_diff){.fn = scen_limit_lifted, .arg = "cap"});
+}
+
 static const struct ts_test tests[] = {
 	{"bulk-v4", t_bulk_v4, 0},
 	{"bulk-v6", t_bulk_v6, 0},
@@ -729,6 +915,7 @@ static const struct ts_test tests[] = {
 	{"both-full", t_both_full, 0},
 	{"full-blocks-sender", t_full_blocks_sender, 0},
 	{"early-wake", t_early_wake, 0},
+	{"limit-lifted", t_limit_lifted, 150},
 };
 
 int main(int argc, char **argv)
