@@ -295,6 +295,7 @@ int ts_establish(struct sock *sk, bool active)
 	mutex_init(&ch->rx_lock);
 	INIT_HLIST_NODE(&ch->park_node);
 	INIT_DELAYED_WORK(&ch->persist, ts_persist_work);
+	INIT_DELAYED_WORK(&ch->shrink, ts_shrink_work);
 	if (ts_fill_eps(sk, ch)) {
 		kmem_cache_free(ts_chan_cache, ch);
 		module_put(THIS_MODULE);

@@ -93,60 +93,81 @@ static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 }
 
 /*
- * ---- persist: a full ring that did not grow is looked at again later ----
+ * ---- work items of a channel: persist and shrink ----
  *
- * A writer on a full ring sleeps until the reader makes room.  If the ring
- * could not grow (ring memory cap, the cgroup's room, a failed allocation, or
- * ring_max_kb lowered for a while), a reader that waits for the writer to
- * finish first would never make room, where TCP still had buffer to fill:
- * both ends would hang for good once the limit is gone.  Like TCP's persist
- * timer, a delayed work item looks again, backing off, and wakes the writer
- * once the ring may grow.
+ * A queued item holds the channel, its socket and the peer's channel: it
+ * may run after the socket was closed and after the peer was destroyed.
+ * ts_stop() cancels pending ones; exit's destroy_workqueue() waits for a
+ * running one.
  */
-#define TS_PERSIST_MIN		(HZ / 5)
-#define TS_PERSIST_MAX_SHIFT	5	/* 6.4 s */
-
-static void ts_persist_cancel(struct ts_chan *ch)
+static void ts_work_drop(struct ts_chan *ch)
 {
-	/* Any context; a pending item holds a channel and a socket reference. */
-	if (cancel_delayed_work(&ch->persist)) {
-		sock_put(ch->sk);
-		ts_chan_put(ch);
-	}
+	struct ts_chan *peer = ts_peer(ch);
+
+	sock_put(ch->sk);
+	ts_chan_put(peer);
+	ts_chan_put(ch);
+}
+
+/* Any context. */
+static void ts_work_cancel(struct ts_chan *ch, struct delayed_work *dw)
+{
+	if (cancel_delayed_work(dw))
+		ts_work_drop(ch);
 }
 
 /*
- * Producer (tx_lock held) or the work item itself: queue it, once.  A failed
- * grow is tried again after 0.2 s, backing off; a ring at ring_max_kb only
- * every 6.4 s, in case the limit was raised: a bulk stream against a slower
- * reader sits there all the time.
+ * From a system call on the socket (so the socket and the peer link are
+ * held) or from a running item (which holds them): queue @dw, once.
  */
-static void ts_persist_arm(struct ts_chan *ch, bool failed)
+static void ts_work_queue(struct ts_chan *ch, struct delayed_work *dw,
+			  unsigned long delay)
 {
-	unsigned long delay = TS_PERSIST_MIN <<
-		(failed ? READ_ONCE(ch->persist_backoff) : TS_PERSIST_MAX_SHIFT);
-
-	if (delayed_work_pending(&ch->persist))
+	if (delayed_work_pending(dw))
 		return;
-	/* The caller holds both, so these cannot be the last references. */
+	/* The caller holds all three, so none of these is a first reference. */
 	refcount_inc(&ch->ref);
 	sock_hold(ch->sk);
-	if (!queue_delayed_work(ts_wq, &ch->persist, delay)) {
-		sock_put(ch->sk);
-		ts_chan_put(ch);
+	refcount_inc(&ts_peer(ch)->ref);
+	if (!queue_delayed_work(ts_wq, dw, delay)) {
+		ts_work_drop(ch);
 		return;
 	}
 	/* Queued before stopped is read: pairs with ts_stop()'s xchg. */
 	smp_mb();
 	if (READ_ONCE(ch->stopped))
-		ts_persist_cancel(ch);
+		ts_work_cancel(ch, dw);
+}
+
+/*
+ * Persist: a writer on a full ring sleeps until the reader makes room.  If
+ * the ring could not grow (ring memory cap, the cgroup's room, a failed
+ * allocation, or ring_max_kb lowered for a while), a reader that waits for
+ * the writer to finish first would never make room, where TCP still had
+ * buffer to fill: both ends would hang for good once the limit is gone.
+ * Like TCP's persist timer, the producer's item looks again, backing off,
+ * and wakes the writer once the ring may grow.
+ */
+#define TS_PERSIST_MIN		(HZ / 5)
+#define TS_PERSIST_MAX_SHIFT	5	/* 6.4 s */
+
+/*
+ * Producer (tx_lock held) or the item itself.  A failed grow is tried again
+ * after 0.2 s, backing off; a ring at ring_max_kb only every 6.4 s, in case
+ * the limit was raised: a bulk stream against a slower reader sits there
+ * all the time.
+ */
+static void ts_persist_arm(struct ts_chan *ch, bool failed)
+{
+	u8 shift = failed ? READ_ONCE(ch->persist_backoff) : TS_PERSIST_MAX_SHIFT;
+
+	ts_work_queue(ch, &ch->persist, TS_PERSIST_MIN << shift);
 }
 
 void ts_persist_work(struct work_struct *work)
 {
 	struct ts_chan *ch = container_of(to_delayed_work(work), struct ts_chan,
 					  persist);
-	/* Armed only by a sender on the ring: the peer is set for good. */
 	struct ts_inbound *in = &ts_peer(ch)->in;
 	u8 backoff = READ_ONCE(ch->persist_backoff);
 
@@ -168,8 +189,35 @@ void ts_persist_work(struct work_struct *work)
 			ts_persist_arm(ch, false);
 		}
 	}
-	sock_put(ch->sk);
-	ts_chan_put(ch);
+	ts_work_drop(ch);
+}
+
+/*
+ * Shrink: TCP frees a receive buffer's memory once it is read; a ring that
+ * grew for a backlog would keep it until the connection closes.  A read that
+ * empties a grown ring queues the consumer's item; it puts the ring back to
+ * its first size once the ring, empty, held less than that since its last
+ * look, so an idle or trickling connection gives the memory back within
+ * about two delays and a busy stream keeps its ring.
+ */
+#define TS_SHRINK_DELAY		HZ
+
+/* Consumer (rx_lock held) after a read that emptied the ring, or the item. */
+static void ts_shrink_arm(struct ts_chan *ch)
+{
+	if (ts_ring_shrinkable(&ch->in))
+		ts_work_queue(ch, &ch->shrink, TS_SHRINK_DELAY);
+}
+
+void ts_shrink_work(struct work_struct *work)
+{
+	struct ts_chan *ch = container_of(to_delayed_work(work), struct ts_chan,
+					  shrink);
+
+	if (!READ_ONCE(ch->stopped) && !READ_ONCE(ch->retired) &&
+	    ts_ring_shrink(ch, ts_peer(ch)) == TS_SHRINK_AGAIN)
+		ts_shrink_arm(ch);
+	ts_work_drop(ch);
 }
 
 /*
@@ -183,7 +231,10 @@ static void ts_stop(struct ts_chan *ch, bool wake)
 
 	if (xchg(&ch->stopped, true))
 		return;
-	ts_persist_cancel(ch);
+	if (peer) {
+		ts_work_cancel(ch, &ch->persist);
+		ts_work_cancel(ch, &ch->shrink);
+	}
 	WRITE_ONCE(ch->in.reader_gone, true);
 	if (peer) {
 		WRITE_ONCE(peer->in.writer_done, true);
@@ -574,7 +625,7 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 	int target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	int tflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
 	int copied = 0, err = 0;
-	bool tcp_read = false, peek_last = false;
+	bool tcp_read = false, peek_last = false, drained;
 	struct ts_seen seen;
 
 	/* One consumer of the ring at a time; held only between waits. */
@@ -630,8 +681,10 @@ static int ts_recv_merge(struct ts_chan *ch, TS_RECV_ARGS)
 				copied += n;
 				sk_peek_offset_bwd(sk, n);
 				ts_count(ch->tn, TS_C_RING_BYTES_RX, n);
-				ts_wake_writer_space(ts_peer(ch),
-						     !ts_ring_used(in));
+				drained = !ts_ring_used(in);
+				ts_wake_writer_space(ts_peer(ch), drained);
+				if (drained)
+					ts_shrink_arm(ch);
 				continue;
 			}
 			if (n < 0) {

@@ -106,16 +106,17 @@ static bool ts_memcg_room(struct mem_cgroup *memcg, u32 size)
 	return true;
 }
 
-static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size)
+/* @limits: a shrink, which frees more than it takes, skips the caps. */
+static struct ts_buf *ts_buf_alloc(struct ts_chan *dst, u32 size, bool limits)
 {
 	struct mem_cgroup *memcg = READ_ONCE(dst->sk->sk_memcg), *old;
 	struct ts_buf *b;
 
-	if (!ts_memcg_room(memcg, size)) {
+	if (limits && !ts_memcg_room(memcg, size)) {
 		ts_count(dst->tn, TS_C_RING_ALLOC_FAIL, 1);
 		return NULL;
 	}
-	if (atomic_long_add_return(size, &ts_ring_bytes) > ts_ring_cap()) {
+	if (atomic_long_add_return(size, &ts_ring_bytes) > ts_ring_cap() && limits) {
 		atomic_long_sub(size, &ts_ring_bytes);
 		ts_count(dst->tn, TS_C_RING_CAP_HITS, 1);
 		return NULL;
@@ -162,7 +163,7 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint)
 	u32 size = clamp_t(size_t, hint, TS_RING_MIN, ts_ring_max());
 	struct ts_buf *b;
 
-	b = ts_buf_alloc(dst, roundup_pow_of_two(size));
+	b = ts_buf_alloc(dst, roundup_pow_of_two(size), true);
 	if (!b)
 		return -ENOMEM;
 	/* Published before the handoff's store-release of the state. */
@@ -217,7 +218,7 @@ bool ts_ring_grow(struct ts_chan *dst)
 	}
 	WRITE_ONCE(in->grow_blocked, false);
 	size = min(old->size * 4, ts_ring_max());
-	new = ts_buf_alloc(dst, size);
+	new = ts_buf_alloc(dst, size, true);
 	WRITE_ONCE(in->grow_failed, !new);
 	if (!new) {
 		mutex_unlock(&dst->rx_lock);
@@ -237,6 +238,64 @@ bool ts_ring_grow(struct ts_chan *dst)
 	call_rcu(&old->rcu, ts_buf_free_rcu);
 	ts_count(dst->tn, TS_C_RING_GROWS, 1);
 	return true;
+}
+
+/* Any side: has the ring grown beyond its first size? */
+bool ts_ring_shrinkable(const struct ts_inbound *in)
+{
+	return ts_ring_size(in) > TS_RING_MIN;
+}
+
+/*
+ * Work item of the consumer (@dst), process context: a ring found empty,
+ * which held less than its first size at any time since the last look
+ * (hiwat), goes back to that size.  Both ends must be out of the way, in the
+ * producer-then-consumer order of ts_ring_grow(): a trylock that fails means
+ * that end is in a call right now, and the item looks again later.
+ */
+enum ts_shrink ts_ring_shrink(struct ts_chan *dst, struct ts_chan *src)
+{
+	struct ts_inbound *in = &dst->in;
+	struct ts_buf *old, *new = NULL;
+	enum ts_shrink ret = TS_SHRINK_AGAIN;
+
+	/* Not empty (a writer may be blocked on it): the next drain asks. */
+	if (READ_ONCE(in->head) != READ_ONCE(in->tail))
+		return TS_SHRINK_BUSY;
+	if (!mutex_trylock(&src->tx_lock))
+		return ret;
+	if (!mutex_trylock(&dst->rx_lock)) {
+		mutex_unlock(&src->tx_lock);
+		return ret;
+	}
+	ret = TS_SHRINK_BUSY;
+	/* Both locks held: neither end can touch the pointer or the cursors. */
+	old = rcu_dereference_protected(in->buf, 1);
+	if (old && old->size > TS_RING_MIN && in->state == TS_RING &&
+	    in->head == in->tail) {
+		ret = TS_SHRINK_AGAIN;
+		if (in->hiwat < TS_RING_MIN)
+			new = ts_buf_alloc(dst, TS_RING_MIN, false);
+		/*
+		 * Measure afresh from here; a fresh cached tail also keeps a
+		 * stale one from overstating what later writes leave, and
+		 * must not lag by more than the new size.
+		 */
+		in->hiwat = 0;
+		in->tail_seen = in->tail;
+	}
+	if (new) {
+		WRITE_ONCE(in->grow_failed, false);
+		rcu_assign_pointer(in->buf, new);
+	}
+	mutex_unlock(&dst->rx_lock);
+	mutex_unlock(&src->tx_lock);
+	if (!new)
+		return ret;
+	/* After a grace period: poll paths may still read the old one. */
+	call_rcu(&old->rcu, ts_buf_free_rcu);
+	ts_count(dst->tn, TS_C_RING_SHRINKS, 1);
+	return TS_SHRINK_DONE;
 }
 
 /* Producer: copy up to @len bytes in; 0 when full, -EFAULT on a fault at 0. */
@@ -265,6 +324,9 @@ ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len)
 		return -EFAULT;
 	/* Payload before head: pairs with the consumer's acquire of head. */
 	smp_store_release(&in->head, head + c);
+	/* For the shrink: what the ring held at most (a stale tail overstates). */
+	if (head + c - in->tail_seen > in->hiwat)
+		in->hiwat = head + c - in->tail_seen;
 	in->bytes_in += c;
 	return c;
 }

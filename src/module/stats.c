@@ -49,6 +49,7 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_RING_CLOSED_FILTER] = "ring_closed_filter",
 	[TS_C_EARLY_WAKES] = "early_wakes",
 	[TS_C_RING_PERSIST_WAKES] = "ring_persist_wakes",
+	[TS_C_RING_SHRINKS] = "ring_shrinks",
 };
 
 struct ts_pernet {

@@ -48,6 +48,7 @@ struct ts_inbound {
 	/* Written by the producer only. */
 	unsigned long head ____cacheline_aligned_in_smp;
 	unsigned long tail_seen;	/* producer's cached copy of tail */
+	u32 hiwat;		/* most bytes held since the last shrink look */
 	u64 bytes_in;
 	/* Written by the consumer only. */
 	unsigned long tail ____cacheline_aligned_in_smp;
@@ -105,7 +106,8 @@ struct ts_chan {
 	bool stopped;		/* ts_stop() ran */
 	bool rx_waiting;	/* a receiver sleeps in ts_wait_data(): a hint */
 	u8 persist_backoff;	/* next persist delay: TS_PERSIST_MIN << this */
-	struct delayed_work persist;	/* a full ring that did not grow */
+	struct delayed_work persist;	/* producer: a full ring that did not grow */
+	struct delayed_work shrink;	/* consumer: a grown ring left empty */
 	struct hlist_node park_node;
 	struct list_head list_node;	/* per-netns listing */
 	struct ts_key key;
@@ -162,6 +164,7 @@ enum ts_counter {
 	TS_C_RING_CLOSED_FILTER,
 	TS_C_EARLY_WAKES,
 	TS_C_RING_PERSIST_WAKES,
+	TS_C_RING_SHRINKS,
 	TS_C_MAX
 };
 
@@ -213,6 +216,14 @@ int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
 bool ts_ring_may_grow(const struct ts_inbound *in);
 bool ts_ring_below_limit(const struct ts_inbound *in);
+bool ts_ring_shrinkable(const struct ts_inbound *in);
+enum ts_shrink {
+	TS_SHRINK_BUSY,		/* not empty: the next read that empties it asks */
+	TS_SHRINK_AGAIN,	/* an end was in a call, or the ring held more lately */
+	TS_SHRINK_DONE,
+};
+
+enum ts_shrink ts_ring_shrink(struct ts_chan *dst, struct ts_chan *src);
 ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len);
 ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 		     int flags, size_t skip);
@@ -223,6 +234,7 @@ bool ts_is_ours(const struct sock *sk);
 void ts_ops_install(struct socket *sock);
 void ts_proto_init(struct ts_chan *ch);
 void ts_persist_work(struct work_struct *work);
+void ts_shrink_work(struct work_struct *work);
 void ts_proto_exit(void);
 
 #endif

@@ -719,6 +719,93 @@ static void t_early_wake(void)
 	early_wake_restore();
 }
 
+/* ---- a ring that grew for a backlog gives its memory back once idle ---- */
+
+/* The spliced run's inbound ring size of fd, in bytes. */
+static unsigned long long ring_size(int fd)
+{
+	struct ts_conn cn;
+
+	TS_ASSERT(ts_conn_of_fd(fd, &cn) == 1, "socket not in /proc/net/tcp_splice_conns");
+	return cn.rx_size;
+}
+
+static void scen_shrink(struct ts_run *r)
+{
+	size_t len = ts_ring_max() < (1u << 20) ? ts_ring_max() : (1u << 20);
+	struct ts_counters before, after;
+	unsigned long long size = 0;
+	struct one_write w;
+	struct ts_rng g;
+	unsigned long t;
+	int c, s;
+
+	ts_rng_init(&g, r->seed);
+	ts_pair(&c, &s);
+	ts_counters_read(&before);
+	for (int round = 0; round < 2; round++) {
+		uint64_t off = (uint64_t)round * len;
+
+		ts_phase("round %d: a backlog of %zu bytes", round, len);
+		/* Nothing read meanwhile: the ring grows to hold it all. */
+		w = (struct one_write){c, r->seed, off, len};
+		t = ts_spawn(write_once, &w);
+		ts_join(t);
+		if (r->splice) {
+			size = ring_size(s);
+			TS_ASSERT(size >= len, "round %d: a ring of %llu bytes holds %zu unread",
+				  round, size, len);
+		}
+		ts_recv_stream(s, r->seed, off, len, 100000, &g);
+		ts_note("round %d: %zu bytes of backlog read", round, len);
+		if (round == 0) {
+			/* Idle: the empty ring shrinks. */
+			ts_phase("round %d: waiting for the empty ring to shrink", round);
+			for (int i = 0; r->splice && i < 50; i++) {
+				size = ring_size(s);
+				if (size == 4096)
+					break;
+				ts_sleep_ms(100);
+			}
+		} else {
+			/* A trickle, each write read at once: it shrinks too. */
+			ts_phase("round %d: a trickle of 100-byte writes", round);
+			for (int i = 0; i < 50; i++) {
+				off += i ? 100 : len;
+				ts_send_stream(c, r->seed, off, 100, 100, &g);
+				ts_recv_stream(s, r->seed, off, 100, 100, &g);
+				if (r->splice && size != 4096)
+					size = ring_size(s);
+				ts_sleep_ms(100);
+			}
+			ts_note("round %d: 5000 bytes trickled", round);
+		}
+		if (r->splice)
+			TS_ASSERT(size == 4096,
+				  "round %d: the ring is still %llu bytes 5 s after it was emptied",
+				  round, size);
+	}
+	/* A stream after the shrinks: the ring grows again as needed. */
+	ts_transfer(c, s, r->seed, 2 * (uint64_t)len + 5000, 4 * (uint64_t)len);
+	ts_note("then %zu bytes streamed", 4 * len);
+	ts_counters_read(&after);
+	if (r->splice) {
+		long long n = ts_counter(&after, "ring_shrinks", NULL) -
+			      ts_counter(&before, "ring_shrinks", NULL);
+
+		TS_ASSERT(n >= 2, "ring_shrinks +%lld, want at least +2", n);
+	}
+	close(c);
+	close(s);
+}
+
+static void t_ring_shrinks(void)
+{
+	if (ts_ring_max() < 16384)
+		ts_skip("ring_max_kb below 16: rings never grow");
+	ts_differential(&(struct ts_diff){.fn = scen_shrink});
+}
+
 /* ---- a writer held back by a ring limit goes on once the limit is lifted ---- */
 
 #define PARAMS	    "/sys/module/tcp_splice/parameters/"
@@ -916,6 +1003,7 @@ static const struct ts_test tests[] = {
 	{"full-blocks-sender", t_full_blocks_sender, 0},
 	{"early-wake", t_early_wake, 0},
 	{"limit-lifted", t_limit_lifted, 150},
+	{"ring-shrinks", t_ring_shrinks, 0},
 };
 
 int main(int argc, char **argv)
