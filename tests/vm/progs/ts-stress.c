@@ -1339,11 +1339,15 @@ int main(int argc, char **argv)
 		bool idle = true;
 
 		printf("module: pairs_total +%lld, ring_bytes_tx +%lld, startup_bytes +%lld, "
-		       "handoffs +%lld, ring_cap_hits +%lld, ring_alloc_fail +%lld\n",
+		       "handoffs +%lld, ring_cap_hits +%lld, ring_alloc_fail +%lld, "
+		       "ring_grows +%lld, ring_shrinks +%lld, ring_persist_wakes +%lld\n",
 		       pairs, ring, cval(&after, "startup_bytes") - cval(&before, "startup_bytes"),
 		       cval(&after, "handoffs") - cval(&before, "handoffs"),
 		       cval(&after, "ring_cap_hits") - cval(&before, "ring_cap_hits"),
-		       cval(&after, "ring_alloc_fail") - cval(&before, "ring_alloc_fail"));
+		       cval(&after, "ring_alloc_fail") - cval(&before, "ring_alloc_fail"),
+		       cval(&after, "ring_grows") - cval(&before, "ring_grows"),
+		       cval(&after, "ring_shrinks") - cval(&before, "ring_shrinks"),
+		       cval(&after, "ring_persist_wakes") - cval(&before, "ring_persist_wakes"));
 		if (opt.want_ring && atomic_load(&tot->conns_spliced) > 0 &&
 		    atomic_load(&tot->bytes) > 0 && (ring <= 0 || pairs <= 0)) {
 			printf("FAIL seed=%" PRIu64
