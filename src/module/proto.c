@@ -171,9 +171,13 @@ void ts_persist_work(struct work_struct *work)
 	struct ts_inbound *in = &ts_peer(ch)->in;
 	u8 backoff = READ_ONCE(ch->persist_backoff);
 
+	/*
+	 * Not writable by poll's measure (a quarter free): a ring that its
+	 * reader left short of that sends no write-space wake-up either.
+	 */
 	if (!READ_ONCE(ch->stopped) && !READ_ONCE(ch->retired) &&
 	    !READ_ONCE(in->reader_gone) && ts_in_state(in) == TS_RING &&
-	    !ts_ring_has_space(in, 0)) {
+	    !ts_ring_has_space(in, 4)) {
 		if (backoff < TS_PERSIST_MAX_SHIFT)
 			WRITE_ONCE(ch->persist_backoff, backoff + 1);
 		/*
