@@ -164,6 +164,19 @@ static void ts_persist_arm(struct ts_chan *ch, bool failed)
 	ts_work_queue(ch, &ch->persist, TS_PERSIST_MIN << shift);
 }
 
+/*
+ * Producer (tx_lock held), when its writer may stop: a ring that poll calls
+ * unwritable and that could not grow gets the item, whether the send filled
+ * it or stopped short (an epoll writer stops once less than a quarter is
+ * free, and never sees a full ring).
+ */
+static void ts_persist_check(struct ts_chan *ch, struct ts_inbound *in)
+{
+	if (!ts_ring_has_space(in, 4) && !ts_ring_may_grow(in) &&
+	    ts_ring_below_limit(in))
+		ts_persist_arm(ch, READ_ONCE(in->grow_failed));
+}
+
 void ts_persist_work(struct work_struct *work)
 {
 	struct ts_chan *ch = container_of(to_delayed_work(work), struct ts_chan,
@@ -383,9 +396,7 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 		ts_want_space(sk);
 		if (ts_ring_has_space(&peer->in, 0))
 			continue;
-		/* Not grown, and no consumer will say when it may: look later. */
-		if (!ts_ring_may_grow(&peer->in) && ts_ring_below_limit(&peer->in))
-			ts_persist_arm(ch, READ_ONCE(peer->in.grow_failed));
+		ts_persist_check(ch, &peer->in);
 		if (!timeo) {
 			err = -EAGAIN;
 			break;
@@ -398,6 +409,7 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 	}
 	if (copied) {
 		ts_count(ch->tn, TS_C_RING_BYTES_TX, copied);
+		ts_persist_check(ch, &peer->in);
 		return copied;
 	}
 	if (err == -EPIPE && !(msg->msg_flags & MSG_NOSIGNAL))
