@@ -52,10 +52,17 @@ static void ts_wake_reader(struct ts_chan *ch)
 	ch->sk->sk_data_ready(ch->sk);
 }
 
-/* sk_stream_write_space: wakes writers once ts_stream_memory_free() agrees. */
+/*
+ * sk_stream_write_space: wakes writers once ts_stream_memory_free() agrees.
+ * It reads sk_socket outside RCU, and the caller (the peer, a work item) may
+ * race with this socket's close: RCU keeps struct socket (freed with its
+ * inode after a grace period) alive across it.
+ */
 static void ts_wake_writer(struct ts_chan *ch)
 {
+	rcu_read_lock();
 	ch->sk->sk_write_space(ch->sk);
+	rcu_read_unlock();
 }
 
 /*
@@ -213,8 +220,8 @@ void ts_persist_work(struct work_struct *work)
  * Shrink: TCP frees a receive buffer's memory once it is read; a ring that
  * grew for a backlog would keep it until the connection closes.  A read that
  * empties a grown ring queues the consumer's item; it puts the ring back to
- * its first size once the ring, empty, held less than that since its last
- * look, so an idle or trickling connection gives the memory back within
+ * 4 KiB once the ring is empty and no read since its last look found 4 KiB
+ * or more in it, so an idle or light connection gives the memory back within
  * about two delays and a busy stream keeps its ring.
  */
 #define TS_SHRINK_DELAY		HZ
@@ -383,7 +390,7 @@ static int ts_send_ring(struct ts_chan *ch, struct ts_chan *peer,
 		if (n > 0) {
 			copied += n;
 			ts_wake_reader(peer);
-			if (unlikely(ch->persist_backoff))
+			if (unlikely(READ_ONCE(ch->persist_backoff)))
 				WRITE_ONCE(ch->persist_backoff, 0);
 			continue;
 		}

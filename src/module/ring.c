@@ -202,7 +202,7 @@ bool ts_ring_below_limit(const struct ts_inbound *in)
 bool ts_ring_grow(struct ts_chan *dst)
 {
 	struct ts_inbound *in = &dst->in;
-	/* Only the producer (us) writes the pointer. */
+	/* Only the producer (us) writes the pointer, or a shrink, with our lock. */
 	struct ts_buf *old = rcu_dereference_protected(in->buf, 1), *new;
 	unsigned long pos;
 	u32 size;
@@ -248,50 +248,57 @@ bool ts_ring_shrinkable(const struct ts_inbound *in)
 
 /*
  * Work item of the consumer (@dst), process context: a ring found empty,
- * which held less than its first size at any time since the last look
- * (hiwat), goes back to that size.  Both ends must be out of the way, in the
+ * which held less than TS_RING_MIN at every read since the last look (peak),
+ * goes back to that size.  Both ends must be out of the way, in the
  * producer-then-consumer order of ts_ring_grow(): a trylock that fails means
  * that end is in a call right now, and the item looks again later.
  */
 enum ts_shrink ts_ring_shrink(struct ts_chan *dst, struct ts_chan *src)
 {
 	struct ts_inbound *in = &dst->in;
-	struct ts_buf *old, *new = NULL;
-	enum ts_shrink ret = TS_SHRINK_AGAIN;
+	struct ts_buf *old, *new;
+	bool swapped = false;
 
 	/* Not empty (a writer may be blocked on it): the next drain asks. */
 	if (READ_ONCE(in->head) != READ_ONCE(in->tail))
 		return TS_SHRINK_BUSY;
-	if (!mutex_trylock(&src->tx_lock))
-		return ret;
+	if (READ_ONCE(in->peak) >= TS_RING_MIN) {
+		/* Busy lately: measure afresh (the consumer's field). */
+		if (mutex_trylock(&dst->rx_lock)) {
+			WRITE_ONCE(in->peak, 0);
+			mutex_unlock(&dst->rx_lock);
+		}
+		return TS_SHRINK_AGAIN;
+	}
+	/* Allocated before the locks: reclaim must not stall both ends. */
+	new = ts_buf_alloc(dst, TS_RING_MIN, false);
+	if (!new)
+		return TS_SHRINK_AGAIN;
+	if (!mutex_trylock(&src->tx_lock)) {
+		ts_buf_free_now(new);
+		return TS_SHRINK_AGAIN;
+	}
 	if (!mutex_trylock(&dst->rx_lock)) {
 		mutex_unlock(&src->tx_lock);
-		return ret;
+		ts_buf_free_now(new);
+		return TS_SHRINK_AGAIN;
 	}
-	ret = TS_SHRINK_BUSY;
 	/* Both locks held: neither end can touch the pointer or the cursors. */
 	old = rcu_dereference_protected(in->buf, 1);
 	if (old && old->size > TS_RING_MIN && in->state == TS_RING &&
-	    in->head == in->tail) {
-		ret = TS_SHRINK_AGAIN;
-		if (in->hiwat < TS_RING_MIN)
-			new = ts_buf_alloc(dst, TS_RING_MIN, false);
-		/*
-		 * Measure afresh from here; a fresh cached tail also keeps a
-		 * stale one from overstating what later writes leave, and
-		 * must not lag by more than the new size.
-		 */
-		in->hiwat = 0;
+	    in->head == in->tail && in->peak < TS_RING_MIN) {
+		/* The producer's cached tail must not lag by more than 4 KiB. */
 		in->tail_seen = in->tail;
-	}
-	if (new) {
 		WRITE_ONCE(in->grow_failed, false);
 		rcu_assign_pointer(in->buf, new);
+		swapped = true;
 	}
 	mutex_unlock(&dst->rx_lock);
 	mutex_unlock(&src->tx_lock);
-	if (!new)
-		return ret;
+	if (!swapped) {
+		ts_buf_free_now(new);
+		return TS_SHRINK_BUSY;
+	}
 	/* After a grace period: poll paths may still read the old one. */
 	call_rcu(&old->rcu, ts_buf_free_rcu);
 	ts_count(dst->tn, TS_C_RING_SHRINKS, 1);
@@ -324,9 +331,6 @@ ssize_t ts_ring_write(struct ts_inbound *in, struct iov_iter *from, size_t len)
 		return -EFAULT;
 	/* Payload before head: pairs with the consumer's acquire of head. */
 	smp_store_release(&in->head, head + c);
-	/* For the shrink: what the ring held at most (a stale tail overstates). */
-	if (head + c - in->tail_seen > in->hiwat)
-		in->hiwat = head + c - in->tail_seen;
 	in->bytes_in += c;
 	return c;
 }
@@ -364,6 +368,9 @@ ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 			return -EFAULT;
 	}
 	if (!(flags & MSG_PEEK)) {
+		/* For the shrink: the fill is highest just before a read. */
+		if (avail > in->peak)
+			WRITE_ONCE(in->peak, min_t(unsigned long, avail, U32_MAX));
 		/* Read before release: the producer may reuse the bytes after it. */
 		smp_store_release(&in->tail, tail + c);
 		in->bytes_out += c;

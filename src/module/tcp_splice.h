@@ -45,21 +45,21 @@ static inline bool ts_started(int state)
  * by their socket's tx_lock / rx_lock.
  */
 struct ts_inbound {
-	/* Written by the producer only. */
+	/* Written by the producer only (and a shrink, holding its lock). */
 	unsigned long head ____cacheline_aligned_in_smp;
 	unsigned long tail_seen;	/* producer's cached copy of tail */
-	u32 hiwat;		/* most bytes held since the last shrink look */
 	u64 bytes_in;
-	/* Written by the consumer only. */
+	/* Written by the consumer only (and a shrink, holding its lock). */
 	unsigned long tail ____cacheline_aligned_in_smp;
 	u64 bytes_out;
+	u32 peak;		/* most bytes found by a read since the last shrink look */
 	/* Rarely written. */
 	struct ts_buf __rcu *buf ____cacheline_aligned_in_smp;
 	u32 h;			/* peer's write_seq at its handoff */
 	u8 state;		/* enum ts_dir_state, published by the producer */
 	bool writer_done;	/* no more ring bytes will come */
 	bool reader_gone;	/* the owner will never read again */
-	bool grow_failed;	/* producer: the last grow found no memory */
+	bool grow_failed;	/* the last grow found no memory; persist clears it */
 	bool grow_blocked;	/* a grow met the consumer inside recv */
 };
 
