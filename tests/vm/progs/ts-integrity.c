@@ -598,9 +598,40 @@ static void t_full_blocks_sender(void)
 	ts_differential(&(struct ts_diff){.fn = scen_full_blocks});
 }
 
+/* ---- module parameters ---- */
+
+#define PARAMS "/sys/module/tcp_splice/parameters/"
+
+/* A parameter as sysfs shows it, or false without the module. */
+static bool param_get(const char *name, char *buf, size_t n)
+{
+	char path[128];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)n, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}
+
+static void param_set(const char *name, const char *v)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	f = fopen(path, "w");
+	if (!f || fputs(v, f) == EOF || fclose(f))
+		ts_fail("setting %s to %s: %m", path, v);
+}
+
 /* ---- request/response: the requester is woken when its request is consumed ---- */
 
-#define EW_PARAM  "/sys/module/tcp_splice/parameters/early_wake"
 #define EW_ROUNDS 40
 #define EW_REQ	  300
 #define EW_REPLY  700
@@ -608,22 +639,16 @@ static void t_full_blocks_sender(void)
 /* The parameter as sysfs shows it ('Y' or 'N'), 0 without the module. */
 static char early_wake_param(void)
 {
-	FILE *f = fopen(EW_PARAM, "r");
-	int c = 0;
+	char v[8];
 
-	if (f) {
-		c = fgetc(f);
-		fclose(f);
-	}
-	return c == 'Y' || c == 'N' ? (char)c : 0;
+	if (!param_get("early_wake", v, sizeof(v)))
+		return 0;
+	return v[0] == 'Y' || v[0] == 'N' ? v[0] : 0;
 }
 
 static void early_wake_set(char v)
 {
-	FILE *f = fopen(EW_PARAM, "w");
-
-	if (!f || fputc(v, f) == EOF || fclose(f))
-		ts_fail("setting %s to %c: %m", EW_PARAM, v);
+	param_set("early_wake", (char[]){v, 0});
 }
 
 static char early_wake_saved;
@@ -808,37 +833,8 @@ static void t_ring_shrinks(void)
 
 /* ---- a writer held back by a ring limit goes on once the limit is lifted ---- */
 
-#define PARAMS	    "/sys/module/tcp_splice/parameters/"
 #define LIFT_LEN    (1024 * 1024)
 #define LIFT_WAIT_S 30
-
-/* A parameter as sysfs shows it, or false without the module. */
-static bool param_get(const char *name, char *buf, size_t n)
-{
-	char path[128];
-	FILE *f;
-	bool ok;
-
-	snprintf(path, sizeof(path), PARAMS "%s", name);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	ok = fgets(buf, (int)n, f) != NULL;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	return ok;
-}
-
-static void param_set(const char *name, const char *v)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), PARAMS "%s", name);
-	f = fopen(path, "w");
-	if (!f || fputs(v, f) == EOF || fclose(f))
-		ts_fail("setting %s to %s: %m", path, v);
-}
 
 static char lift_max[32], lift_cap[32];
 
