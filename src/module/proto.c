@@ -179,8 +179,7 @@ static void ts_persist_arm(struct ts_chan *ch, bool failed)
  */
 static void ts_persist_check(struct ts_chan *ch, struct ts_inbound *in)
 {
-	if (!ts_ring_has_space(in, 4) && !ts_ring_may_grow(in) &&
-	    ts_ring_below_limit(in))
+	if (!ts_ring_writable(in) && ts_ring_below_limit(in))
 		ts_persist_arm(ch, READ_ONCE(in->grow_failed));
 }
 
@@ -834,8 +833,7 @@ static bool ts_stream_memory_free(const struct sock *sk, int wake)
 	if (peer && !READ_ONCE(ch->retired) &&
 	    ts_in_state(&peer->in) == TS_RING &&
 	    !READ_ONCE(peer->in.reader_gone))
-		return ts_ring_has_space(&peer->in, 4) ||
-		       ts_ring_may_grow(&peer->in);
+		return ts_ring_writable(&peer->in);
 	return ch->base->stream_memory_free ?
 	       ch->base->stream_memory_free(sk, wake) : true;
 }

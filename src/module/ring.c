@@ -183,6 +183,12 @@ bool ts_ring_may_grow(const struct ts_inbound *in)
 	       !READ_ONCE(in->grow_failed) && !READ_ONCE(in->grow_blocked);
 }
 
+/* Any side: poll's writability, a quarter free or a grow to come. */
+bool ts_ring_writable(const struct ts_inbound *in)
+{
+	return ts_ring_has_space(in, 4) || ts_ring_may_grow(in);
+}
+
 /*
  * Any side: could the ring grow at all, with ring_max_kb raised to its top?
  * A full ring below that is looked at again later (see ts_persist_work()).

@@ -215,6 +215,7 @@ u32 ts_ring_size(const struct ts_inbound *in);
 int ts_ring_alloc(struct ts_chan *dst, size_t hint);
 bool ts_ring_grow(struct ts_chan *dst);
 bool ts_ring_may_grow(const struct ts_inbound *in);
+bool ts_ring_writable(const struct ts_inbound *in);
 bool ts_ring_below_limit(const struct ts_inbound *in);
 bool ts_ring_shrinkable(const struct ts_inbound *in);
 enum ts_shrink {
