@@ -9,7 +9,7 @@
  *
  *   ts-bench rr|stream|mem --tcp PORT | --tcp6 PORT | --unix[=PATH]
  *            [--addr ADDR] [--server-netns PATH] [--client-netns PATH]
- *            [--busy-poll US] [--size BYTES] [--seconds S] [--warmup S]
+ *            [--busy-poll US] [--nodelay] [--size BYTES] [--seconds S] [--warmup S]
  *            [--cpus C1,C2] [--runs K] [--conns N] [-v]
  *
  * rr: the client writes SIZE bytes, the server echoes them, one transaction
@@ -71,6 +71,7 @@ struct options {
 	const char *addr;	  /* NULL: loopback */
 	int server_ns, client_ns; /* network namespace fds, -1: this one */
 	int busy_poll_us;	  /* SO_BUSY_POLL on both ends, 0: not set */
+	bool nodelay;		  /* stream: TCP_NODELAY too (rr always sets it) */
 	int conns;		  /* mem */
 	size_t size;
 	size_t rsize; /* stream: bytes per read of the receiver */
@@ -140,6 +141,7 @@ static void usage(FILE *f)
 	      "                    (e.g. /run/netns/NAME; the client connects to --addr)\n"
 	      "  --busy-poll US    SO_BUSY_POLL of US microseconds on both ends\n"
 	      "  --conns N         mem: connections to hold (default 100)\n"
+	      "  --nodelay         stream: TCP_NODELAY on both ends (rr always sets it)\n"
 	      "  --size BYTES      bytes per request and reply (rr, default 1) or per write\n"
 	      "                    (stream, default 64K); suffixes K and M are KiB and MiB\n"
 	      "  --rsize BYTES     stream: bytes per read of the receiver (default: the\n"
@@ -276,6 +278,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_CLIENT_NS,
 		OPT_BUSY_POLL,
 		OPT_CONNS,
+		OPT_NODELAY,
 		OPT_RSIZE
 	};
 	static const struct option longopts[] = {
@@ -293,6 +296,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"client-netns", required_argument, NULL, OPT_CLIENT_NS},
 		{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 		{"conns", required_argument, NULL, OPT_CONNS},
+		{"nodelay", no_argument, NULL, OPT_NODELAY},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -372,6 +376,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_CONNS:
 			o->conns = (int)parse_long("--conns", optarg, 1, 100000, NULL);
+			break;
+		case OPT_NODELAY:
+			o->nodelay = true;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -499,7 +506,7 @@ static void set_nodelay(const struct options *o, int fd)
 {
 	int one = 1;
 
-	if (o->mode == MODE_RR && o->transport != TR_UNIX &&
+	if ((o->mode == MODE_RR || o->nodelay) && o->transport != TR_UNIX &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		die("TCP_NODELAY: %s", strerror(errno));
 	if (o->busy_poll_us &&
