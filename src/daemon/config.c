@@ -68,6 +68,7 @@ static bool set_ring_max_kb(struct parser *p, const char *v, char *why, size_t w
 static bool set_ring_mem_max_mb(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_busy_poll_us(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_early_wake(struct parser *p, const char *v, char *why, size_t whylen);
+static bool set_early_wake_poll(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_stats_interval(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_log_level(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_cgroup(struct parser *p, const char *v, char *why, size_t whylen);
@@ -81,6 +82,7 @@ static const struct key keys[] = {
 	{"ring_mem_max_mb", SEC_GLOBAL, set_ring_mem_max_mb},
 	{"busy_poll_us", SEC_GLOBAL, set_busy_poll_us},
 	{"early_wake", SEC_GLOBAL, set_early_wake},
+	{"early_wake_poll", SEC_GLOBAL, set_early_wake_poll},
 	{"stats_interval", SEC_GLOBAL, set_stats_interval},
 	{"log_level", SEC_GLOBAL, set_log_level},
 	{"cgroup", SEC_POLICY, set_cgroup},
@@ -249,6 +251,7 @@ void tsd_config_defaults(struct tsd_config *cfg)
 		.ring_mem_max_kb = 0,
 		.busy_poll_us = 0,
 		.early_wake = true,
+		.early_wake_poll = false,
 		.stats_interval_s = 10,
 		.log_level = LOG_INFO,
 		.policies = NULL,
@@ -516,6 +519,11 @@ static bool parse_bool(const char *v, bool *out, char *why, size_t whylen)
 static bool set_early_wake(struct parser *p, const char *v, char *why, size_t whylen)
 {
 	return parse_bool(v, &p->cfg.early_wake, why, whylen);
+}
+
+static bool set_early_wake_poll(struct parser *p, const char *v, char *why, size_t whylen)
+{
+	return parse_bool(v, &p->cfg.early_wake_poll, why, whylen);
 }
 
 static bool set_enabled(struct parser *p, const char *v, char *why, size_t whylen)

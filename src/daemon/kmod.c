@@ -28,7 +28,7 @@ struct param {
 	char value[PARAM_LEN];
 };
 
-#define NPARAMS 4
+#define NPARAMS 5
 
 static void params_of(const struct tsd_config *cfg, struct param p[NPARAMS])
 {
@@ -41,6 +41,8 @@ static void params_of(const struct tsd_config *cfg, struct param p[NPARAMS])
 	/* As sysfs shows a bool parameter, so that an unchanged one is left. */
 	p[3].name = "early_wake";
 	snprintf(p[3].value, PARAM_LEN, "%s", cfg->early_wake ? "Y" : "N");
+	p[4].name = "early_wake_poll";
+	snprintf(p[4].value, PARAM_LEN, "%s", cfg->early_wake_poll ? "Y" : "N");
 }
 
 static int run(char *const argv[])

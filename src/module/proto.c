@@ -66,19 +66,46 @@ static void ts_wake_writer(struct ts_chan *ch)
 }
 
 /*
+ * An event loop (poll, select, epoll) that has read replies before and has
+ * none unread is likely waiting for the next one: a hint, read unlocked.
+ */
+static bool ts_awaits_reply(const struct ts_chan *ch)
+{
+	return READ_ONCE(ts_early_wake_poll) && READ_ONCE(ch->in.bytes_out) &&
+	       !ts_ring_used(&ch->in);
+}
+
+/*
+ * The early wake-up (RCU held): an EPOLLIN wake without SIGIO.  A blocking
+ * receiver, a poll or select and an epoll_wait() each look again, find
+ * nothing and wait on; epoll reports only what its own poll finds, so the
+ * application sees nothing of it.
+ */
+static bool ts_wake_early(struct ts_chan *ch)
+{
+	struct socket_wq *wq = rcu_dereference(ch->sk->sk_wq);
+
+	if (!skwq_has_sleeper(wq))
+		return false;
+	wake_up_interruptible_poll(&wq->wait, EPOLLIN | EPOLLRDNORM);
+	return true;
+}
+
+/*
  * After a ring read: wake the peer's writers only if one asked for space
  * (SOCK_NOSPACE, set by ts_wait_space() and by tcp_poll()), as TCP does.
  * An unconditional wake-up would also rouse a peer blocked in recv (waiters
  * share one queue and wait_woken() ignores the key) after every read.
  *
- * The one exception is the early wake-up (parameter early_wake): when the
- * read took the last ring byte and a receiver of the peer sleeps in recv, it
- * is most likely waiting for our reply to what it just sent.  Waking it now
- * lets its CPU leave idle while we work on the request, rather than after
- * the reply is written; it finds no data and sleeps again, and the reply's
- * wake-up then finds it running or cheap to wake.  AF_UNIX does the same
- * whenever a read consumes one of the sender's skbs (sock_wfree() ->
- * unix_write_space()).
+ * The one exception is the early wake-up (parameters early_wake and
+ * early_wake_poll): when the read took the last ring byte and the peer
+ * sleeps in recv, or is an event loop waiting for a reply, it most likely
+ * waits for our reply to what it just sent.  Waking it now lets its CPU
+ * leave idle while we work on the request, rather than after the reply is
+ * written; it finds no data and sleeps again, and the reply's wake-up then
+ * finds it running or cheap to wake.  AF_UNIX wakes a blocking receiver the
+ * same way whenever a read consumes one of the sender's skbs (sock_wfree()
+ * -> unix_write_space()).
  */
 static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 {
@@ -87,14 +114,16 @@ static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 
 	/* Tail stored before NOSPACE is read: pairs with the writer's mb. */
 	smp_mb();
-	early = drained && READ_ONCE(ts_early_wake) && READ_ONCE(ch->rx_waiting);
+	early = drained && READ_ONCE(ts_early_wake) &&
+		(READ_ONCE(ch->rx_waiting) || ts_awaits_reply(ch));
 	/* struct socket is RCU-freed with its inode: safe to look at here. */
 	rcu_read_lock();
 	sock = READ_ONCE(ch->sk->sk_socket);
-	if (sock && (early || test_bit(SOCK_NOSPACE, &sock->flags))) {
+	if (sock && test_bit(SOCK_NOSPACE, &sock->flags)) {
+		/* Wakes a blocking receiver too: wait_woken() ignores the key. */
 		ts_wake_writer(ch);
-		if (early)
-			ts_count(ch->tn, TS_C_EARLY_WAKES, 1);
+	} else if (sock && early && ts_wake_early(ch)) {
+		ts_count(ch->tn, TS_C_EARLY_WAKES, 1);
 	}
 	rcu_read_unlock();
 }

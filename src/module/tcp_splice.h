@@ -191,6 +191,7 @@ extern unsigned int ts_ring_max_kb;
 extern unsigned long ts_ring_mem_max_kb;
 extern unsigned int ts_busy_poll_us;
 extern bool ts_early_wake;
+extern bool ts_early_wake_poll;
 
 /* The module's own workqueue (main.c): exit waits for its work items. */
 extern struct workqueue_struct *ts_wq;

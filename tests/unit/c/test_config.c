@@ -172,6 +172,7 @@ static void test_defaults(void)
 	check(&t, cfg.ring_mem_max_kb == 0, "ring_mem_max_kb %lu", cfg.ring_mem_max_kb);
 	check(&t, cfg.busy_poll_us == 0, "busy_poll_us %u", cfg.busy_poll_us);
 	check(&t, cfg.early_wake, "early_wake off");
+	check(&t, !cfg.early_wake_poll, "early_wake_poll on");
 	check(&t, cfg.stats_interval_s == 10, "stats_interval_s %u", cfg.stats_interval_s);
 	check(&t, cfg.log_level == LOG_INFO, "log_level %d", cfg.log_level);
 	check(&t, !cfg.policies && cfg.npolicies == 0, "policies");
@@ -213,6 +214,7 @@ static void test_full(void)
 		     "ring_mem_max_mb = 64\n"
 		     "busy_poll_us = 50\n"
 		     "early_wake = no\n"
+		     "early_wake_poll = yes\n"
 		     "stats_interval = 2min\n"
 		     "log_level = debug\n"
 		     "\n"
@@ -228,6 +230,7 @@ static void test_full(void)
 		      cfg.ring_mem_max_kb);
 		check(&t, cfg.busy_poll_us == 50, "busy_poll_us %u", cfg.busy_poll_us);
 		check(&t, !cfg.early_wake, "early_wake on");
+		check(&t, cfg.early_wake_poll, "early_wake_poll off");
 		check(&t, cfg.stats_interval_s == 120, "stats_interval_s %u", cfg.stats_interval_s);
 		check(&t, cfg.log_level == LOG_DEBUG, "log_level %d", cfg.log_level);
 		check(&t, cfg.npolicies == 1, "npolicies %zu", cfg.npolicies);
@@ -243,7 +246,7 @@ static void test_full(void)
 			check(&t, p->scope == TS_SCOPE_LOCAL, "scope %d", p->scope);
 			check(&t, p->family_mask == TS_FAMILY_IPV6, "family %u", p->family_mask);
 			check(&t, !p->enabled, "enabled");
-			check(&t, p->line == 9, "line %d", p->line);
+			check(&t, p->line == 10, "line %d", p->line);
 		}
 		tsd_config_free(&cfg);
 	}
@@ -352,6 +355,8 @@ static void test_values(void)
 		{"early_wake = 0", GLOBAL, "early", 0},
 		{"early_wake = yes", GLOBAL, "early", 1},
 		{"early_wake = True", GLOBAL, "early", 1},
+		{"early_wake_poll = yes", GLOBAL, "early_poll", 1},
+		{"early_wake_poll = 0", GLOBAL, "early_poll", 0},
 		{"log_level = debug", GLOBAL, "log", LOG_DEBUG},
 		{"log_level = info", GLOBAL, "log", LOG_INFO},
 		{"log_level = notice", GLOBAL, "log", LOG_NOTICE},
@@ -402,6 +407,8 @@ static void test_values(void)
 			got = cfg.busy_poll_us;
 		else if (!strcmp(f, "early"))
 			got = cfg.early_wake;
+		else if (!strcmp(f, "early_poll"))
+			got = cfg.early_wake_poll;
 		else if (!strcmp(f, "log"))
 			got = cfg.log_level;
 		else if (!strcmp(f, "scope"))

@@ -636,68 +636,127 @@ static void param_set(const char *name, const char *v)
 #define EW_REQ	  300
 #define EW_REPLY  700
 
-/* The parameter as sysfs shows it ('Y' or 'N'), 0 without the module. */
-static char early_wake_param(void)
+/* A boolean parameter as sysfs shows it ('Y' or 'N'), 0 without the module. */
+static char bool_param(const char *name)
 {
 	char v[8];
 
-	if (!param_get("early_wake", v, sizeof(v)))
+	if (!param_get(name, v, sizeof(v)))
 		return 0;
 	return v[0] == 'Y' || v[0] == 'N' ? v[0] : 0;
 }
 
-static void early_wake_set(char v)
+static void bool_param_set(const char *name, char v)
 {
-	param_set("early_wake", (char[]){v, 0});
+	param_set(name, (char[]){v, 0});
 }
 
-static char early_wake_saved;
+static char early_wake_saved, early_wake_poll_saved;
 
 static void early_wake_restore(void)
 {
 	if (early_wake_saved)
-		early_wake_set(early_wake_saved);
+		bool_param_set("early_wake", early_wake_saved);
+	if (early_wake_poll_saved)
+		bool_param_set("early_wake_poll", early_wake_poll_saved);
 }
+
+/* How the requester waits for its reply. */
+enum ew_wait { EW_RECV, EW_EPOLL, EW_POLL };
+
+static const char *const ew_wait_names[] = {
+	[EW_RECV] = "recv", [EW_EPOLL] = "epoll", [EW_POLL] = "poll"};
+
+struct ew_case {
+	enum ew_wait wait;
+	bool early_wake, early_wake_poll;
+};
 
 struct requester {
 	int fd;
 	uint64_t seed;
+	enum ew_wait wait;
 };
+
+/*
+ * An event loop's wait: the socket must be readable when it returns, and a
+ * receive that does not block must find bytes; an early wake-up must never
+ * show through.
+ */
+static void requester_wait(const struct requester *q, int ep, int i)
+{
+	struct epoll_event ev;
+	char c;
+	ssize_t n;
+
+	if (q->wait == EW_EPOLL) {
+		n = epoll_wait(ep, &ev, 1, 5000);
+		if (n != 1 || !(ev.events & EPOLLIN))
+			ts_fail("reply %d: epoll_wait returned %zd (events %#x): %m", i, n,
+				n == 1 ? ev.events : 0);
+	} else if (!(ts_poll1(q->fd, POLLIN, 5000) & POLLIN)) {
+		ts_fail("reply %d: not readable by poll within 5 s", i);
+	}
+	n = recv(q->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n != 1)
+		ts_fail("reply %d: %s reported the socket readable, but a peek found %s", i,
+			ew_wait_names[q->wait], n < 0 ? strerror(errno) : "end of stream");
+}
 
 static void *requester_thread(void *arg)
 {
 	struct requester *q = arg;
 	char buf[EW_REPLY];
+	int ep = -1;
 
+	if (q->wait == EW_EPOLL) {
+		struct epoll_event ev = {.events = EPOLLIN};
+
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, q->fd, &ev))
+			ts_fail("epoll: %m");
+	}
 	for (int i = 0; i < EW_ROUNDS; i++) {
 		ts_fill(q->seed, (uint64_t)i * EW_REQ, buf, EW_REQ);
 		if (ts_write_all(q->fd, buf, EW_REQ) != EW_REQ)
 			ts_fail("request %d: short write: %m", i);
+		if (q->wait != EW_RECV) {
+			requester_wait(q, ep, i);
+			/* The responder asleep in poll when the reply is taken. */
+			ts_sleep_ms(3);
+		}
 		ts_read_full(q->fd, buf, EW_REPLY);
 		if (ts_check(q->seed ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY) >= 0)
 			ts_fail("reply %d: wrong bytes", i);
 	}
+	if (ep >= 0)
+		close(ep);
 	return NULL;
 }
 
 /*
  * The responder waits until the request is readable, then long enough for
- * the requester to be asleep in recv, before it reads: with early_wake on,
- * each read that empties the ring wakes the requester once (early_wakes),
- * with it off never; either way every byte arrives in order.
+ * the requester to be asleep, before it reads: with early_wake on, each read
+ * that empties the ring wakes a requester asleep in recv once (early_wakes);
+ * one asleep in epoll or poll only with early_wake_poll on too, and only
+ * from the second exchange (it must have read a reply before); otherwise
+ * never.  With early_wake_poll, the requester that takes a reply also wakes
+ * the responder, asleep in poll for the next request (not after the last):
+ * such a requester waits before it reads, so that it always is asleep.
+ * Either way every byte arrives in order.
  */
 static void scen_early_wake(struct ts_run *r)
 {
-	bool on = r->arg != NULL;
+	const struct ew_case *ec = r->arg;
 	struct requester q;
 	struct ts_counters before, after;
 	char buf[EW_REPLY];
-	long long wakes;
+	long long wakes, want;
 	unsigned long t;
 	int c, s;
 
 	ts_pair(&c, &s);
-	q = (struct requester){c, r->seed};
+	q = (struct requester){c, r->seed, ec->wait};
 	ts_counters_read(&before);
 	t = ts_spawn(requester_thread, &q);
 	for (int i = 0; i < EW_ROUNDS; i++) {
@@ -714,15 +773,19 @@ static void scen_early_wake(struct ts_run *r)
 	ts_join(t);
 	ts_counters_read(&after);
 	wakes = ts_counter(&after, "early_wakes", NULL) - ts_counter(&before, "early_wakes", NULL);
-	ts_log("%s, early_wake %s: %lld early wake-ups in %d exchanges", r->label,
-	       on ? "on" : "off", wakes, EW_ROUNDS);
-	if (r->splice && on)
-		/* A requester slower than 3 ms to fall asleep misses one. */
-		TS_ASSERT(wakes >= EW_ROUNDS * 9 / 10 && wakes <= EW_ROUNDS,
-			  "%lld early wake-ups in %d exchanges", wakes, EW_ROUNDS);
-	else
-		TS_ASSERT(wakes == 0, "%lld early wake-ups (%s, early_wake %s)", wakes, r->label,
-			  on ? "on" : "off");
+	want = 0;
+	if (r->splice && ec->early_wake && ec->wait == EW_RECV)
+		want = EW_ROUNDS;
+	else if (r->splice && ec->early_wake && ec->early_wake_poll)
+		want = 2 * (EW_ROUNDS - 1);
+	ts_log("%s, requester in %s, early_wake %d, early_wake_poll %d: %lld early wake-ups in %d "
+	       "exchanges",
+	       r->label, ew_wait_names[ec->wait], ec->early_wake, ec->early_wake_poll, wakes,
+	       EW_ROUNDS);
+	/* A requester slower than 3 ms to fall asleep misses one. */
+	TS_ASSERT(wakes >= want * 9 / 10 && wakes <= want,
+		  "%lld early wake-ups in %d exchanges, %lld expected (%s, requester in %s)", wakes,
+		  EW_ROUNDS, want, r->label, ew_wait_names[ec->wait]);
 	ts_note("%d exchanges intact", EW_ROUNDS);
 	close(c);
 	close(s);
@@ -730,17 +793,26 @@ static void scen_early_wake(struct ts_run *r)
 
 static void t_early_wake(void)
 {
-	early_wake_saved = early_wake_param();
-	if (!early_wake_saved) {
-		/* No module: both runs are plain TCP. */
-		ts_differential(&(struct ts_diff){.fn = scen_early_wake});
+	static struct ew_case cases[] = {
+		{EW_RECV, true, false},	 {EW_EPOLL, true, false}, {EW_POLL, true, false},
+		{EW_EPOLL, true, true},	 {EW_POLL, true, true},	  {EW_RECV, false, true},
+		{EW_EPOLL, false, true},
+	};
+
+	early_wake_saved = bool_param("early_wake");
+	early_wake_poll_saved = bool_param("early_wake_poll");
+	if (!early_wake_saved || !early_wake_poll_saved) {
+		/* No module: both runs are plain TCP, and wake nobody early. */
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+			ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = &cases[i]});
 		return;
 	}
 	ts_cleanup(early_wake_restore);
-	early_wake_set('Y');
-	ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = "on"});
-	early_wake_set('N');
-	ts_differential(&(struct ts_diff){.fn = scen_early_wake});
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool_param_set("early_wake", cases[i].early_wake ? 'Y' : 'N');
+		bool_param_set("early_wake_poll", cases[i].early_wake_poll ? 'Y' : 'N');
+		ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = &cases[i]});
+	}
 	early_wake_restore();
 }
 
