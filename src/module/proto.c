@@ -76,10 +76,11 @@ static bool ts_awaits_reply(const struct ts_chan *ch)
 }
 
 /*
- * The early wake-up (RCU held): an EPOLLIN wake without SIGIO.  A blocking
- * receiver, a poll or select and an epoll_wait() each look again, find
- * nothing and wait on; epoll reports only what its own poll finds, so the
- * application sees nothing of it.
+ * The early wake-up (RCU held): a wake-up without a key and without SIGIO.
+ * With no key, every waiter looks again for itself: a blocking receiver,
+ * poll and select, epoll (which reports only what its own poll finds),
+ * io_uring and AIO poll (which would trust a key's EPOLLIN); each finds
+ * nothing and waits on, so the application sees nothing of it.
  */
 static bool ts_wake_early(struct ts_chan *ch)
 {
@@ -87,7 +88,7 @@ static bool ts_wake_early(struct ts_chan *ch)
 
 	if (!skwq_has_sleeper(wq))
 		return false;
-	wake_up_interruptible_poll(&wq->wait, EPOLLIN | EPOLLRDNORM);
+	wake_up_interruptible(&wq->wait);
 	return true;
 }
 
@@ -119,12 +120,11 @@ static void ts_wake_writer_space(struct ts_chan *ch, bool drained)
 	/* struct socket is RCU-freed with its inode: safe to look at here. */
 	rcu_read_lock();
 	sock = READ_ONCE(ch->sk->sk_socket);
-	if (sock && test_bit(SOCK_NOSPACE, &sock->flags)) {
-		/* Wakes a blocking receiver too: wait_woken() ignores the key. */
+	/* NOSPACE is set by any poll that found TCP's queue full, too. */
+	if (sock && test_bit(SOCK_NOSPACE, &sock->flags))
 		ts_wake_writer(ch);
-	} else if (sock && early && ts_wake_early(ch)) {
+	if (sock && early && ts_wake_early(ch))
 		ts_count(ch->tn, TS_C_EARLY_WAKES, 1);
-	}
 	rcu_read_unlock();
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -676,7 +677,17 @@ struct requester {
 	int fd;
 	uint64_t seed;
 	enum ew_wait wait;
+	long sleeps; /* out: the thread's voluntary context switches */
 };
+
+static long thread_sleeps(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		ts_fail("getrusage: %m");
+	return ru.ru_nvcsw;
+}
 
 /*
  * An event loop's wait: the socket must be readable when it returns, and a
@@ -708,6 +719,7 @@ static void *requester_thread(void *arg)
 	struct requester *q = arg;
 	char buf[EW_REPLY];
 	int ep = -1;
+	long sleeps0;
 
 	if (q->wait == EW_EPOLL) {
 		struct epoll_event ev = {.events = EPOLLIN};
@@ -716,6 +728,7 @@ static void *requester_thread(void *arg)
 		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, q->fd, &ev))
 			ts_fail("epoll: %m");
 	}
+	sleeps0 = thread_sleeps();
 	for (int i = 0; i < EW_ROUNDS; i++) {
 		ts_fill(q->seed, (uint64_t)i * EW_REQ, buf, EW_REQ);
 		if (ts_write_all(q->fd, buf, EW_REQ) != EW_REQ)
@@ -729,6 +742,7 @@ static void *requester_thread(void *arg)
 		if (ts_check(q->seed ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY) >= 0)
 			ts_fail("reply %d: wrong bytes", i);
 	}
+	q->sleeps = thread_sleeps() - sleeps0;
 	if (ep >= 0)
 		close(ep);
 	return NULL;
@@ -736,27 +750,32 @@ static void *requester_thread(void *arg)
 
 /*
  * The responder waits until the request is readable, then long enough for
- * the requester to be asleep, before it reads: with early_wake on, each read
- * that empties the ring wakes a requester asleep in recv once (early_wakes);
- * one asleep in epoll or poll only with early_wake_poll on too, and only
- * from the second exchange (it must have read a reply before); otherwise
- * never.  With early_wake_poll, the requester that takes a reply also wakes
- * the responder, asleep in poll for the next request (not after the last):
- * such a requester waits before it reads, so that it always is asleep.
- * Either way every byte arrives in order.
+ * the requester to be asleep, before it reads, and again before it replies.
+ * With early_wake on, each read that empties the ring wakes a requester
+ * asleep in recv once (early_wakes); one asleep in epoll or poll only with
+ * early_wake_poll on too, and only from the second exchange (it must have
+ * read a reply before); otherwise never.  Woken early, the requester finds
+ * nothing and sleeps again: a voluntary context switch more per exchange,
+ * which proves the wake-up reached it, and epoll or poll must not report the
+ * socket readable before the reply is there.  With early_wake_poll, the
+ * requester that takes a reply also wakes the responder, asleep in poll for
+ * the next request (not after the last); an epoll or poll requester waits
+ * before it reads, so that the responder always is asleep by then.  Either
+ * way every byte arrives in order.
  */
 static void scen_early_wake(struct ts_run *r)
 {
 	const struct ew_case *ec = r->arg;
+	bool on = r->splice && ec->early_wake;
 	struct requester q;
 	struct ts_counters before, after;
 	char buf[EW_REPLY];
-	long long wakes, want;
+	long long wakes, req_want = 0, resp_min = 0, resp_max = 0, extra;
 	unsigned long t;
 	int c, s;
 
 	ts_pair(&c, &s);
-	q = (struct requester){c, r->seed, ec->wait};
+	q = (struct requester){c, r->seed, ec->wait, 0};
 	ts_counters_read(&before);
 	t = ts_spawn(requester_thread, &q);
 	for (int i = 0; i < EW_ROUNDS; i++) {
@@ -766,6 +785,7 @@ static void scen_early_wake(struct ts_run *r)
 		ts_read_full(s, buf, EW_REQ);
 		if (ts_check(r->seed, (uint64_t)i * EW_REQ, buf, EW_REQ) >= 0)
 			ts_fail("request %d: wrong bytes", i);
+		ts_sleep_ms(3);
 		ts_fill(r->seed ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY);
 		if (ts_write_all(s, buf, EW_REPLY) != EW_REPLY)
 			ts_fail("reply %d: short write: %m", i);
@@ -773,19 +793,36 @@ static void scen_early_wake(struct ts_run *r)
 	ts_join(t);
 	ts_counters_read(&after);
 	wakes = ts_counter(&after, "early_wakes", NULL) - ts_counter(&before, "early_wakes", NULL);
-	want = 0;
-	if (r->splice && ec->early_wake && ec->wait == EW_RECV)
-		want = EW_ROUNDS;
-	else if (r->splice && ec->early_wake && ec->early_wake_poll)
-		want = 2 * (EW_ROUNDS - 1);
-	ts_log("%s, requester in %s, early_wake %d, early_wake_poll %d: %lld early wake-ups in %d "
-	       "exchanges",
+	if (on && ec->wait == EW_RECV)
+		req_want = EW_ROUNDS;
+	else if (on && ec->early_wake_poll)
+		req_want = EW_ROUNDS - 1;
+	if (on && ec->early_wake_poll) {
+		resp_max = EW_ROUNDS - 1;
+		resp_min = ec->wait == EW_RECV ? 0 : resp_max * 9 / 10;
+	}
+	/* Sleeps per exchange without early wake-ups: recv, or wait and pause. */
+	extra = q.sleeps - (long long)EW_ROUNDS * (ec->wait == EW_RECV ? 1 : 2);
+	ts_log("%s, requester in %s, early_wake %d, early_wake_poll %d: %lld early wake-ups, "
+	       "%ld requester sleeps in %d exchanges",
 	       r->label, ew_wait_names[ec->wait], ec->early_wake, ec->early_wake_poll, wakes,
-	       EW_ROUNDS);
+	       q.sleeps, EW_ROUNDS);
 	/* A requester slower than 3 ms to fall asleep misses one. */
-	TS_ASSERT(wakes >= want * 9 / 10 && wakes <= want,
-		  "%lld early wake-ups in %d exchanges, %lld expected (%s, requester in %s)", wakes,
-		  EW_ROUNDS, want, r->label, ew_wait_names[ec->wait]);
+	TS_ASSERT(wakes >= req_want * 9 / 10 + resp_min && wakes <= req_want + resp_max,
+		  "%lld early wake-ups in %d exchanges, %lld to %lld expected (%s, requester in "
+		  "%s)",
+		  wakes, EW_ROUNDS, req_want * 9 / 10 + resp_min, req_want + resp_max, r->label,
+		  ew_wait_names[ec->wait]);
+	if (req_want)
+		TS_ASSERT(extra >= req_want * 8 / 10,
+			  "the requester slept %ld times in %d exchanges: %lld early wake-ups "
+			  "did not reach it (%s, in %s)",
+			  q.sleeps, EW_ROUNDS, req_want, r->label, ew_wait_names[ec->wait]);
+	else
+		TS_ASSERT(extra <= EW_ROUNDS / 5,
+			  "the requester slept %ld times in %d exchanges, as if woken early (%s, "
+			  "in %s)",
+			  q.sleeps, EW_ROUNDS, r->label, ew_wait_names[ec->wait]);
 	ts_note("%d exchanges intact", EW_ROUNDS);
 	close(c);
 	close(s);
@@ -794,9 +831,9 @@ static void scen_early_wake(struct ts_run *r)
 static void t_early_wake(void)
 {
 	static struct ew_case cases[] = {
-		{EW_RECV, true, false},	 {EW_EPOLL, true, false}, {EW_POLL, true, false},
-		{EW_EPOLL, true, true},	 {EW_POLL, true, true},	  {EW_RECV, false, true},
-		{EW_EPOLL, false, true},
+		{EW_RECV, true, false}, {EW_EPOLL, true, false}, {EW_POLL, true, false},
+		{EW_RECV, true, true},	{EW_EPOLL, true, true},	 {EW_POLL, true, true},
+		{EW_RECV, false, true}, {EW_EPOLL, false, true},
 	};
 
 	early_wake_saved = bool_param("early_wake");
