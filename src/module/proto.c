@@ -11,6 +11,9 @@
  */
 #include <linux/fs.h>
 #include <asm/ioctls.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/splice.h>
@@ -66,13 +69,67 @@ static void ts_wake_writer(struct ts_chan *ch)
 }
 
 /*
- * An event loop (poll, select, epoll) that has read replies before and has
- * none unread is likely waiting for the next one: a hint, read unlocked.
+ * Is the thread that read last from @in asleep (in epoll_wait, poll, or
+ * anywhere else)?  A busy event loop is running or runnable: it will look
+ * at its sockets again without our help, and an early wake-up would only
+ * cost it a spurious pass.  The thread id is a hint: if it went away or was
+ * reused, one wake-up is spent or skipped, nothing more.
+ */
+static bool ts_reader_sleeps(const struct ts_inbound *in)
+{
+	pid_t nr = READ_ONCE(in->reader);
+	struct task_struct *t;
+	bool sleeps;
+
+	if (!nr)
+		return false;
+	/* RCU: the pid lookup needs it, and tasks are freed after a grace period. */
+	rcu_read_lock();
+	t = pid_task(find_pid_ns(nr, &init_pid_ns), PIDTYPE_PID);
+	sleeps = t && !task_is_running(t);
+	rcu_read_unlock();
+	return sleeps;
+}
+
+/* The last thread whose ring read on a CPU took an early-wake decision. */
+struct ts_waker {
+	const struct task_struct *task;	/* compared, never dereferenced */
+	unsigned long nvcsw;		/* its voluntary switches then */
+};
+
+static DEFINE_PER_CPU(struct ts_waker, ts_waker);
+
+/*
+ * Did the current thread sleep since its last such read?  One that did not
+ * is an event loop working through a batch of ready connections: it will
+ * not reply before the batch is done, and an early wake-up per request costs
+ * it a wake-up of the peer's CPU each time (Redis at 50 connections).  One
+ * that slept serves one request at a time.  Records this read.
+ */
+static bool ts_waker_slept(void)
+{
+	/* get_cpu_ptr() disables preemption: one thread updates a CPU's slot. */
+	struct ts_waker *w = get_cpu_ptr(&ts_waker);
+	unsigned long nvcsw = READ_ONCE(current->nvcsw);
+	bool slept = w->task != current || w->nvcsw != nvcsw;
+
+	w->task = current;
+	w->nvcsw = nvcsw;
+	put_cpu_ptr(&ts_waker);
+	return slept;
+}
+
+/*
+ * An event loop (poll, select, epoll) that has read replies before, has
+ * none unread and sleeps is likely waiting for the next one, if we serve one
+ * request at a time: hints, read unlocked.
  */
 static bool ts_awaits_reply(const struct ts_chan *ch)
 {
-	return READ_ONCE(ts_early_wake_poll) && READ_ONCE(ch->in.bytes_out) &&
-	       !ts_ring_used(&ch->in);
+	if (!READ_ONCE(ts_early_wake_poll) || !ts_waker_slept())
+		return false;
+	return READ_ONCE(ch->in.bytes_out) && !ts_ring_used(&ch->in) &&
+	       ts_reader_sleeps(&ch->in);
 }
 
 /*

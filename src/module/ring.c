@@ -379,8 +379,10 @@ ssize_t ts_ring_read(struct ts_inbound *in, struct iov_iter *to, size_t len,
 			WRITE_ONCE(in->peak, min_t(unsigned long, avail, U32_MAX));
 		/* Read before release: the producer may reuse the bytes after it. */
 		smp_store_release(&in->tail, tail + c);
-		/* Also read, as a hint, by the peer's early wake-up. */
+		/* Also read, as hints, by the peer's early wake-up. */
 		WRITE_ONCE(in->bytes_out, in->bytes_out + c);
+		if (unlikely(in->reader != task_pid_nr(current)))
+			WRITE_ONCE(in->reader, task_pid_nr(current));
 	}
 	return c;
 }

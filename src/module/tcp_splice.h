@@ -52,6 +52,7 @@ struct ts_inbound {
 	/* Written by the consumer only (and a shrink, holding its lock). */
 	unsigned long tail ____cacheline_aligned_in_smp;
 	u64 bytes_out;
+	pid_t reader;		/* thread of the last read: an early-wake hint */
 	u32 peak;		/* most bytes found by a read since the last shrink look */
 	/* Rarely written. */
 	struct ts_buf __rcu *buf ____cacheline_aligned_in_smp;

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -662,11 +663,11 @@ static void early_wake_restore(void)
 		bool_param_set("early_wake_poll", early_wake_poll_saved);
 }
 
-/* How the requester waits for its reply. */
-enum ew_wait { EW_RECV, EW_EPOLL, EW_POLL };
+/* How the requester waits for its reply; EW_SPIN never sleeps to wait. */
+enum ew_wait { EW_RECV, EW_EPOLL, EW_POLL, EW_SPIN };
 
 static const char *const ew_wait_names[] = {
-	[EW_RECV] = "recv", [EW_EPOLL] = "epoll", [EW_POLL] = "poll"};
+	[EW_RECV] = "recv", [EW_EPOLL] = "epoll", [EW_POLL] = "poll", [EW_SPIN] = "busy epoll"};
 
 struct ew_case {
 	enum ew_wait wait;
@@ -700,7 +701,20 @@ static void requester_wait(const struct requester *q, int ep, int i)
 	char c;
 	ssize_t n;
 
-	if (q->wait == EW_EPOLL) {
+	if (q->wait == EW_SPIN) {
+		/* A busy event loop: it looks again at once, and never sleeps. */
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while ((n = epoll_wait(ep, &ev, 1, 0)) == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			if (t1.tv_sec - t0.tv_sec > 5)
+				ts_fail("reply %d: not readable by epoll within 5 s", i);
+		}
+		if (n != 1 || !(ev.events & EPOLLIN))
+			ts_fail("reply %d: epoll_wait returned %zd (events %#x): %m", i, n,
+				n == 1 ? ev.events : 0);
+	} else if (q->wait == EW_EPOLL) {
 		n = epoll_wait(ep, &ev, 1, 5000);
 		if (n != 1 || !(ev.events & EPOLLIN))
 			ts_fail("reply %d: epoll_wait returned %zd (events %#x): %m", i, n,
@@ -721,7 +735,7 @@ static void *requester_thread(void *arg)
 	int ep = -1;
 	long sleeps0;
 
-	if (q->wait == EW_EPOLL) {
+	if (q->wait == EW_EPOLL || q->wait == EW_SPIN) {
 		struct epoll_event ev = {.events = EPOLLIN};
 
 		ep = epoll_create1(EPOLL_CLOEXEC);
@@ -754,7 +768,8 @@ static void *requester_thread(void *arg)
  * With early_wake on, each read that empties the ring wakes a requester
  * asleep in recv once (early_wakes); one asleep in epoll or poll only with
  * early_wake_poll on too, and only from the second exchange (it must have
- * read a reply before); otherwise never.  Woken early, the requester finds
+ * read a reply before); a busy event loop, never asleep, never; nor any
+ * requester with the parameters off.  Woken early, the requester finds
  * nothing and sleeps again: a voluntary context switch more per exchange,
  * which proves the wake-up reached it, and epoll or poll must not report the
  * socket readable before the reply is there.  With early_wake_poll, the
@@ -795,14 +810,15 @@ static void scen_early_wake(struct ts_run *r)
 	wakes = ts_counter(&after, "early_wakes", NULL) - ts_counter(&before, "early_wakes", NULL);
 	if (on && ec->wait == EW_RECV)
 		req_want = EW_ROUNDS;
-	else if (on && ec->early_wake_poll)
+	else if (on && ec->early_wake_poll && ec->wait != EW_SPIN)
 		req_want = EW_ROUNDS - 1;
 	if (on && ec->early_wake_poll) {
 		resp_max = EW_ROUNDS - 1;
 		resp_min = ec->wait == EW_RECV ? 0 : resp_max * 9 / 10;
 	}
 	/* Sleeps per exchange without early wake-ups: recv, or wait and pause. */
-	extra = q.sleeps - (long long)EW_ROUNDS * (ec->wait == EW_RECV ? 1 : 2);
+	extra = q.sleeps -
+		(long long)EW_ROUNDS * (ec->wait == EW_RECV || ec->wait == EW_SPIN ? 1 : 2);
 	ts_log("%s, requester in %s, early_wake %d, early_wake_poll %d: %lld early wake-ups, "
 	       "%ld requester sleeps in %d exchanges",
 	       r->label, ew_wait_names[ec->wait], ec->early_wake, ec->early_wake_poll, wakes,
@@ -828,12 +844,73 @@ static void scen_early_wake(struct ts_run *r)
 	close(s);
 }
 
+/*
+ * A responder that serves a batch: two requesters wait in epoll, asleep,
+ * each on its own connection; the responder never sleeps to wait for them
+ * (it spins until both requests are there), then pauses once and reads
+ * both.  Only the first read follows a sleep of the responder: it alone
+ * wakes its requester early, the second (a batch's later request, whose
+ * reply waits for the batch) wakes nobody.  The requesters' reads of their
+ * replies wake nobody either: the spinning responder never sleeps.
+ */
+static void scen_early_wake_batch(struct ts_run *r)
+{
+	struct requester q[2];
+	struct ts_counters before, after;
+	char buf[EW_REPLY];
+	long long wakes, want = r->splice ? EW_ROUNDS - 1 : 0;
+	unsigned long t[2];
+	int c[2], s[2];
+
+	for (int k = 0; k < 2; k++) {
+		ts_pair(&c[k], &s[k]);
+		q[k] = (struct requester){c[k], r->seed + k, EW_EPOLL, 0};
+	}
+	ts_counters_read(&before);
+	for (int k = 0; k < 2; k++)
+		t[k] = ts_spawn(requester_thread, &q[k]);
+	for (int i = 0; i < EW_ROUNDS; i++) {
+		for (int k = 0; k < 2; k++)
+			for (int spins = 0; !(ts_poll1(s[k], POLLIN, 0) & POLLIN); spins++) {
+				if (spins > 5000000)
+					ts_fail("request %d of requester %d: not readable", i, k);
+				sched_yield();
+			}
+		ts_sleep_ms(3);
+		for (int k = 0; k < 2; k++) {
+			ts_read_full(s[k], buf, EW_REQ);
+			if (ts_check(r->seed + k, (uint64_t)i * EW_REQ, buf, EW_REQ) >= 0)
+				ts_fail("request %d of requester %d: wrong bytes", i, k);
+		}
+		for (int k = 0; k < 2; k++) {
+			ts_fill((r->seed + k) ^ 1, (uint64_t)i * EW_REPLY, buf, EW_REPLY);
+			if (ts_write_all(s[k], buf, EW_REPLY) != EW_REPLY)
+				ts_fail("reply %d to requester %d: short write: %m", i, k);
+		}
+	}
+	for (int k = 0; k < 2; k++)
+		ts_join(t[k]);
+	ts_counters_read(&after);
+	wakes = ts_counter(&after, "early_wakes", NULL) - ts_counter(&before, "early_wakes", NULL);
+	ts_log("%s, a batch of two requesters in epoll: %lld early wake-ups in %d rounds", r->label,
+	       wakes, EW_ROUNDS);
+	TS_ASSERT(wakes >= want * 9 / 10 && wakes <= want + EW_ROUNDS / 10,
+		  "%lld early wake-ups in %d rounds of a batch of two, %lld to %lld expected "
+		  "(%s): one per round from the second",
+		  wakes, EW_ROUNDS, want * 9 / 10, want + EW_ROUNDS / 10, r->label);
+	ts_note("%d rounds of two exchanges intact", EW_ROUNDS);
+	for (int k = 0; k < 2; k++) {
+		close(c[k]);
+		close(s[k]);
+	}
+}
+
 static void t_early_wake(void)
 {
 	static struct ew_case cases[] = {
 		{EW_RECV, true, false}, {EW_EPOLL, true, false}, {EW_POLL, true, false},
 		{EW_RECV, true, true},	{EW_EPOLL, true, true},	 {EW_POLL, true, true},
-		{EW_RECV, false, true}, {EW_EPOLL, false, true},
+		{EW_RECV, false, true}, {EW_EPOLL, false, true}, {EW_SPIN, true, true},
 	};
 
 	early_wake_saved = bool_param("early_wake");
@@ -842,6 +919,7 @@ static void t_early_wake(void)
 		/* No module: both runs are plain TCP, and wake nobody early. */
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 			ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = &cases[i]});
+		ts_differential(&(struct ts_diff){.fn = scen_early_wake_batch});
 		return;
 	}
 	ts_cleanup(early_wake_restore);
@@ -850,6 +928,9 @@ static void t_early_wake(void)
 		bool_param_set("early_wake_poll", cases[i].early_wake_poll ? 'Y' : 'N');
 		ts_differential(&(struct ts_diff){.fn = scen_early_wake, .arg = &cases[i]});
 	}
+	bool_param_set("early_wake", 'Y');
+	bool_param_set("early_wake_poll", 'Y');
+	ts_differential(&(struct ts_diff){.fn = scen_early_wake_batch});
 	early_wake_restore();
 }
 
