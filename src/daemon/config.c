@@ -251,7 +251,7 @@ void tsd_config_defaults(struct tsd_config *cfg)
 		.ring_mem_max_kb = 0,
 		.busy_poll_us = 0,
 		.early_wake = true,
-		.early_wake_poll = false,
+		.early_wake_poll = true,
 		.stats_interval_s = 10,
 		.log_level = LOG_INFO,
 		.policies = NULL,

@@ -38,7 +38,7 @@ struct tsd_config {
 	unsigned long ring_mem_max_kb; /* [global] ring_mem_max_mb * 1024; 0 = module default */
 	unsigned int busy_poll_us;     /* [global] busy_poll_us, default 0 (off), 0..1000000 */
 	bool early_wake;	       /* [global] early_wake, default true */
-	bool early_wake_poll;	       /* [global] early_wake_poll, default false */
+	bool early_wake_poll;	       /* [global] early_wake_poll, default true */
 	unsigned int stats_interval_s; /* [global] stats_interval ("10", "10s", "2min"), 1..3600 */
 	int log_level; /* [global] log_level as LOG_* of <syslog.h>; default LOG_INFO */
 	struct tsd_policy *policies; /* in file order */

@@ -27,10 +27,9 @@ bool ts_early_wake = true;
 module_param_named(early_wake, ts_early_wake, bool, 0644);
 MODULE_PARM_DESC(early_wake, "Wake a peer blocked in a receive as soon as its ring bytes are all consumed, before the reply is written, so that its CPU's wake-up overlaps our work (request/response latency; costs a wake-up per exchange)");
 
-/* Off by default: the wake-up is spurious whenever the event loop is busy. */
-bool ts_early_wake_poll;
+bool ts_early_wake_poll = true;
 module_param_named(early_wake_poll, ts_early_wake_poll, bool, 0644);
-MODULE_PARM_DESC(early_wake_poll, "With early_wake, also wake a peer waiting in poll, select or epoll that has read replies before and has none unread: it looks, finds nothing and waits again (event loops at low concurrency gain; a busy one pays a spurious wake-up per request)");
+MODULE_PARM_DESC(early_wake_poll, "With early_wake, also wake a peer waiting in poll, select or epoll that has read replies before, has none unread and sleeps, if the reading thread slept since its last read (one request at a time): it looks, finds nothing and waits again (event loops at low concurrency gain; busy ones are left alone)");
 
 struct workqueue_struct *ts_wq;
 

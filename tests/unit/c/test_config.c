@@ -172,7 +172,7 @@ static void test_defaults(void)
 	check(&t, cfg.ring_mem_max_kb == 0, "ring_mem_max_kb %lu", cfg.ring_mem_max_kb);
 	check(&t, cfg.busy_poll_us == 0, "busy_poll_us %u", cfg.busy_poll_us);
 	check(&t, cfg.early_wake, "early_wake off");
-	check(&t, !cfg.early_wake_poll, "early_wake_poll on");
+	check(&t, cfg.early_wake_poll, "early_wake_poll off");
 	check(&t, cfg.stats_interval_s == 10, "stats_interval_s %u", cfg.stats_interval_s);
 	check(&t, cfg.log_level == LOG_INFO, "log_level %d", cfg.log_level);
 	check(&t, !cfg.policies && cfg.npolicies == 0, "policies");
@@ -214,7 +214,7 @@ static void test_full(void)
 		     "ring_mem_max_mb = 64\n"
 		     "busy_poll_us = 50\n"
 		     "early_wake = no\n"
-		     "early_wake_poll = yes\n"
+		     "early_wake_poll = no\n"
 		     "stats_interval = 2min\n"
 		     "log_level = debug\n"
 		     "\n"
@@ -230,7 +230,7 @@ static void test_full(void)
 		      cfg.ring_mem_max_kb);
 		check(&t, cfg.busy_poll_us == 50, "busy_poll_us %u", cfg.busy_poll_us);
 		check(&t, !cfg.early_wake, "early_wake on");
-		check(&t, cfg.early_wake_poll, "early_wake_poll off");
+		check(&t, !cfg.early_wake_poll, "early_wake_poll on");
 		check(&t, cfg.stats_interval_s == 120, "stats_interval_s %u", cfg.stats_interval_s);
 		check(&t, cfg.log_level == LOG_DEBUG, "log_level %d", cfg.log_level);
 		check(&t, cfg.npolicies == 1, "npolicies %zu", cfg.npolicies);
