@@ -5,6 +5,8 @@
  * window (bytes sent before the pair is ready) and under backpressure.
  */
 #include <errno.h>
+#include <linux/aio_abi.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -14,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -663,11 +667,109 @@ static void early_wake_restore(void)
 		bool_param_set("early_wake_poll", early_wake_poll_saved);
 }
 
-/* How the requester waits for its reply; EW_SPIN never sleeps to wait. */
-enum ew_wait { EW_RECV, EW_EPOLL, EW_POLL, EW_SPIN };
+/*
+ * How the requester waits for its reply; EW_SPIN never sleeps to wait.
+ * io_uring and AIO poll trust a wake-up's key, and look again for
+ * themselves when there is none, as the early wake-up's.
+ */
+enum ew_wait { EW_RECV, EW_EPOLL, EW_POLL, EW_SPIN, EW_URING, EW_AIO };
 
 static const char *const ew_wait_names[] = {
-	[EW_RECV] = "recv", [EW_EPOLL] = "epoll", [EW_POLL] = "poll", [EW_SPIN] = "busy epoll"};
+	[EW_RECV] = "recv",	  [EW_EPOLL] = "epoll",		[EW_POLL] = "poll",
+	[EW_SPIN] = "busy epoll", [EW_URING] = "io_uring poll", [EW_AIO] = "AIO poll"};
+
+/* A minimal io_uring, for one IORING_OP_POLL_ADD at a time (no liburing). */
+struct uring {
+	int fd;
+	unsigned int *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+	void *sq_ring, *cq_ring;
+	size_t sq_len, cq_len, sqes_len;
+};
+
+static void *uring_map(int fd, size_t len, off_t off)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, off);
+
+	if (p == MAP_FAILED)
+		ts_fail("io_uring mmap at %#llx: %m", (unsigned long long)off);
+	return p;
+}
+
+static void uring_init(struct uring *u)
+{
+	struct io_uring_params p = {0};
+
+	u->fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+	if (u->fd < 0)
+		ts_fail("io_uring_setup: %m");
+	u->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	u->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	u->sqes_len = p.sq_entries * sizeof(struct io_uring_sqe);
+	u->sq_ring = uring_map(u->fd, u->sq_len, IORING_OFF_SQ_RING);
+	u->cq_ring = uring_map(u->fd, u->cq_len, IORING_OFF_CQ_RING);
+	u->sqes = uring_map(u->fd, u->sqes_len, IORING_OFF_SQES);
+	u->sq_tail = (unsigned int *)((char *)u->sq_ring + p.sq_off.tail);
+	u->sq_mask = (unsigned int *)((char *)u->sq_ring + p.sq_off.ring_mask);
+	u->sq_array = (unsigned int *)((char *)u->sq_ring + p.sq_off.array);
+	u->cq_head = (unsigned int *)((char *)u->cq_ring + p.cq_off.head);
+	u->cq_tail = (unsigned int *)((char *)u->cq_ring + p.cq_off.tail);
+	u->cq_mask = (unsigned int *)((char *)u->cq_ring + p.cq_off.ring_mask);
+	u->cqes = (struct io_uring_cqe *)((char *)u->cq_ring + p.cq_off.cqes);
+}
+
+static void uring_exit(struct uring *u)
+{
+	munmap(u->sqes, u->sqes_len);
+	munmap(u->cq_ring, u->cq_len);
+	munmap(u->sq_ring, u->sq_len);
+	close(u->fd);
+}
+
+/* One poll of fd for events, waited for up to ms: its result (events or -errno). */
+static int uring_poll(const struct uring *u, int fd, unsigned int events, int ms)
+{
+	unsigned int tail = *u->sq_tail, idx = tail & *u->sq_mask, head;
+	struct io_uring_sqe *sqe = &u->sqes[idx];
+	struct __kernel_timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	struct io_uring_getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_POLL_ADD;
+	sqe->fd = fd;
+	sqe->poll32_events = events;
+	u->sq_array[idx] = idx;
+	/* The entry before the tail: the kernel reads the tail with acquire. */
+	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, u->fd, 1, 1,
+		    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg)) < 0 &&
+	    errno != ETIME)
+		ts_fail("io_uring_enter: %m");
+	head = *u->cq_head;
+	if (head == __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE))
+		ts_fail("io_uring poll: no completion within %d ms", ms);
+	res = u->cqes[head & *u->cq_mask].res;
+	__atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+/* One AIO poll (IOCB_CMD_POLL) of fd for events, waited for up to ms. */
+static long long aio_poll1(aio_context_t ctx, int fd, unsigned int events, int ms)
+{
+	struct iocb cb = {.aio_fildes = (uint32_t)fd, .aio_lio_opcode = IOCB_CMD_POLL,
+			  .aio_buf = events};
+	struct iocb *cbs[1] = {&cb};
+	struct io_event ev;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	if (syscall(__NR_io_submit, ctx, 1, cbs) != 1)
+		ts_fail("io_submit: %m");
+	if (syscall(__NR_io_getevents, ctx, 1, 1, &ev, &ts) != 1)
+		ts_fail("AIO poll: no completion within %d ms: %m", ms);
+	return ev.res;
+}
 
 struct ew_case {
 	enum ew_wait wait;
@@ -679,6 +781,8 @@ struct requester {
 	uint64_t seed;
 	enum ew_wait wait;
 	long sleeps; /* out: the thread's voluntary context switches */
+	struct uring uring;
+	aio_context_t aio;
 };
 
 static long thread_sleeps(void)
@@ -719,6 +823,13 @@ static void requester_wait(const struct requester *q, int ep, int i)
 		if (n != 1 || !(ev.events & EPOLLIN))
 			ts_fail("reply %d: epoll_wait returned %zd (events %#x): %m", i, n,
 				n == 1 ? ev.events : 0);
+	} else if (q->wait == EW_URING || q->wait == EW_AIO) {
+		long long res = q->wait == EW_URING ? uring_poll(&q->uring, q->fd, POLLIN, 5000)
+						    : aio_poll1(q->aio, q->fd, POLLIN, 5000);
+
+		if (res < 0 || !(res & POLLIN))
+			ts_fail("reply %d: %s completed with %lld (%s)", i, ew_wait_names[q->wait],
+				res, res < 0 ? strerror((int)-res) : "no POLLIN");
 	} else if (!(ts_poll1(q->fd, POLLIN, 5000) & POLLIN)) {
 		ts_fail("reply %d: not readable by poll within 5 s", i);
 	}
@@ -741,6 +852,10 @@ static void *requester_thread(void *arg)
 		ep = epoll_create1(EPOLL_CLOEXEC);
 		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, q->fd, &ev))
 			ts_fail("epoll: %m");
+	} else if (q->wait == EW_URING) {
+		uring_init(&q->uring);
+	} else if (q->wait == EW_AIO && syscall(__NR_io_setup, 1, &q->aio)) {
+		ts_fail("io_setup: %m");
 	}
 	sleeps0 = thread_sleeps();
 	for (int i = 0; i < EW_ROUNDS; i++) {
@@ -759,6 +874,10 @@ static void *requester_thread(void *arg)
 	q->sleeps = thread_sleeps() - sleeps0;
 	if (ep >= 0)
 		close(ep);
+	if (q->wait == EW_URING)
+		uring_exit(&q->uring);
+	if (q->wait == EW_AIO)
+		syscall(__NR_io_destroy, q->aio);
 	return NULL;
 }
 
@@ -766,12 +885,13 @@ static void *requester_thread(void *arg)
  * The responder waits until the request is readable, then long enough for
  * the requester to be asleep, before it reads, and again before it replies.
  * With early_wake on, each read that empties the ring wakes a requester
- * asleep in recv once (early_wakes); one asleep in epoll or poll only with
- * early_wake_poll on too, and only from the second exchange (it must have
- * read a reply before); a busy event loop, never asleep, never; nor any
- * requester with the parameters off.  Woken early, the requester finds
- * nothing and sleeps again: a voluntary context switch more per exchange,
- * which proves the wake-up reached it, and epoll or poll must not report the
+ * asleep in recv once (early_wakes); one asleep in epoll, poll, io_uring or
+ * AIO poll only with early_wake_poll on too, and only from the second
+ * exchange (it must have read a reply before); a busy event loop, never
+ * asleep, never; nor any requester with the parameters off.  Woken early,
+ * the requester finds nothing and sleeps again: a voluntary context switch
+ * more per exchange, which proves the wake-up reached it (AIO poll looks
+ * again in a worker instead), and none of these waits may report the
  * socket readable before the reply is there.  With early_wake_poll, the
  * requester that takes a reply also wakes the responder, asleep in poll for
  * the next request (not after the last); an epoll or poll requester waits
@@ -790,7 +910,7 @@ static void scen_early_wake(struct ts_run *r)
 	int c, s;
 
 	ts_pair(&c, &s);
-	q = (struct requester){c, r->seed, ec->wait, 0};
+	q = (struct requester){.fd = c, .seed = r->seed, .wait = ec->wait};
 	ts_counters_read(&before);
 	t = ts_spawn(requester_thread, &q);
 	for (int i = 0; i < EW_ROUNDS; i++) {
@@ -829,7 +949,11 @@ static void scen_early_wake(struct ts_run *r)
 		  "%s)",
 		  wakes, EW_ROUNDS, req_want * 9 / 10 + resp_min, req_want + resp_max, r->label,
 		  ew_wait_names[ec->wait]);
-	if (req_want)
+	/*
+	 * AIO poll takes a wake-up without a key in a worker, which polls
+	 * again and re-arms: the waiting thread itself is not woken.
+	 */
+	if (req_want && ec->wait != EW_AIO)
 		TS_ASSERT(extra >= req_want * 8 / 10,
 			  "the requester slept %ld times in %d exchanges: %lld early wake-ups "
 			  "did not reach it (%s, in %s)",
@@ -864,7 +988,7 @@ static void scen_early_wake_batch(struct ts_run *r)
 
 	for (int k = 0; k < 2; k++) {
 		ts_pair(&c[k], &s[k]);
-		q[k] = (struct requester){c[k], r->seed + k, EW_EPOLL, 0};
+		q[k] = (struct requester){.fd = c[k], .seed = r->seed + k, .wait = EW_EPOLL};
 	}
 	ts_counters_read(&before);
 	for (int k = 0; k < 2; k++)
@@ -911,6 +1035,7 @@ static void t_early_wake(void)
 		{EW_RECV, true, false}, {EW_EPOLL, true, false}, {EW_POLL, true, false},
 		{EW_RECV, true, true},	{EW_EPOLL, true, true},	 {EW_POLL, true, true},
 		{EW_RECV, false, true}, {EW_EPOLL, false, true}, {EW_SPIN, true, true},
+		{EW_URING, true, true}, {EW_AIO, true, true},
 	};
 
 	early_wake_saved = bool_param("early_wake");
