@@ -743,8 +743,8 @@ static int uring_poll(const struct uring *u, int fd, unsigned int events, int ms
 	u->sq_array[idx] = idx;
 	/* The entry before the tail: the kernel reads the tail with acquire. */
 	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, u->fd, 1, 1,
-		    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg)) < 0 &&
+	if (syscall(__NR_io_uring_enter, u->fd, 1, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+		    &arg, sizeof(arg)) < 0 &&
 	    errno != ETIME)
 		ts_fail("io_uring_enter: %m");
 	head = *u->cq_head;
@@ -758,8 +758,8 @@ static int uring_poll(const struct uring *u, int fd, unsigned int events, int ms
 /* One AIO poll (IOCB_CMD_POLL) of fd for events, waited for up to ms. */
 static long long aio_poll1(aio_context_t ctx, int fd, unsigned int events, int ms)
 {
-	struct iocb cb = {.aio_fildes = (uint32_t)fd, .aio_lio_opcode = IOCB_CMD_POLL,
-			  .aio_buf = events};
+	struct iocb cb = {
+		.aio_fildes = (uint32_t)fd, .aio_lio_opcode = IOCB_CMD_POLL, .aio_buf = events};
 	struct iocb *cbs[1] = {&cb};
 	struct io_event ev;
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
