@@ -2,6 +2,10 @@
 # tcp-splice: top-level build.  `make help` lists the targets.
 
 PREFIX     ?= /usr
+# libtcpsplice: the library and its pkg-config file under LIBDIR (Debian's
+# package: /usr/lib/<multiarch>; the rpm: %{_libdir}), the header under INCLUDEDIR.
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 BUILD      ?= $(CURDIR)/build
 # Kernel release to build the module for; in the test root: both of the matrix.
 KVER       ?= $(shell uname -r)
@@ -14,14 +18,19 @@ PKG        := $(BUILD)/pkg
 export BUILD
 
 .PHONY: all install install-dkms deb rpm bpf lib daemon cli benchprog tools progs module modules sparse testbed check demo bench clean help \
-	style stress
+	style stress libtcpsplice examples install-tools install-libtcpsplice install-libtcpsplice-dev
 
-all: bpf lib daemon cli tools progs benchprog
+all: bpf lib daemon cli tools progs benchprog libtcpsplice examples
 
 help:
 	@echo 'tcp-splice make targets'
 	@echo '  make               user-space parts and the BPF object (into build/)'
-	@echo '  make install       daemon, CLI, unit, man pages, config (DESTDIR, PREFIX)'
+	@echo '  make install       daemon, CLI, unit, man pages, config, libtcpsplice (DESTDIR, PREFIX,'
+	@echo '                     LIBDIR, INCLUDEDIR); in parts: install-tools, install-libtcpsplice'
+	@echo '                     (the shared library) and install-libtcpsplice-dev (header, .a, .so'
+	@echo '                     link, libtcpsplice.pc, tcpsplice(3))'
+	@echo '  make libtcpsplice  the relay splicing library, into build/libtcpsplice'
+	@echo '  make examples      the relays of examples/relay on it, into build/examples'
 	@echo '  make module KVER=  the kernel module for kernel KVER (headers of KDIR)'
 	@echo '  make install-dkms  module sources and dkms.conf into /usr/src/tcp-splice-$(PKG_VERSION)'
 	@echo '  make deb           tcp-splice and tcp-splice-dkms .debs into build/pkg/ (dpkg-buildpackage)'
@@ -42,7 +51,9 @@ help:
 bpf:
 	$(MAKE) -C src/bpf
 
-install: daemon cli
+install: install-tools install-libtcpsplice install-libtcpsplice-dev
+
+install-tools: daemon cli
 	install -D -m 755 $(BUILD)/daemon/tcp-spliced $(DESTDIR)$(PREFIX)/sbin/tcp-spliced
 	install -D -m 755 $(BUILD)/cli/tcp-splice $(DESTDIR)$(PREFIX)/bin/tcp-splice
 	install -D -m 644 systemd/tcp-spliced.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tcp-spliced.service
@@ -50,6 +61,27 @@ install: daemon cli
 	install -D -m 644 man/tcp-splice.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcp-splice.8
 	install -D -m 644 man/tcp-splice.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/tcp-splice.conf.5
 	test -e $(DESTDIR)/etc/tcp-splice.conf || install -D -m 644 etc/tcp-splice.conf $(DESTDIR)/etc/tcp-splice.conf
+
+# libtcpsplice's run-time part (what programs linked with it need), and the
+# rest, for building programs with it.
+include src/libtcpsplice/version.mk
+install-libtcpsplice: libtcpsplice
+	install -D -m 644 $(BUILD)/libtcpsplice/libtcpsplice.so.$(LIBVERSION) \
+		$(DESTDIR)$(LIBDIR)/libtcpsplice.so.$(LIBVERSION)
+	ln -sf libtcpsplice.so.$(LIBVERSION) $(DESTDIR)$(LIBDIR)/libtcpsplice.so.$(SOVERSION)
+	if [ -z "$(DESTDIR)" ]; then ldconfig || true; fi
+
+install-libtcpsplice-dev: libtcpsplice
+	install -D -m 644 src/libtcpsplice/tcpsplice.h $(DESTDIR)$(INCLUDEDIR)/tcpsplice.h
+	install -D -m 644 $(BUILD)/libtcpsplice/libtcpsplice.a $(DESTDIR)$(LIBDIR)/libtcpsplice.a
+	ln -sf libtcpsplice.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libtcpsplice.so
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(LIBVERSION)|' src/libtcpsplice/libtcpsplice.pc.in \
+		>$(DESTDIR)$(LIBDIR)/pkgconfig/libtcpsplice.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/libtcpsplice.pc
+	install -D -m 644 man/tcpsplice.3 $(DESTDIR)$(PREFIX)/share/man/man3/tcpsplice.3
+	install -m 644 man/tcpunsplice.3 man/tcpsplice_moved.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
 # The DKMS source tree: what dkms.conf's build needs and nothing else.
 install-dkms:
@@ -87,6 +119,12 @@ rpm:
 
 lib:
 	$(MAKE) -C src/lib
+
+libtcpsplice:
+	$(MAKE) -C src/libtcpsplice
+
+examples: libtcpsplice
+	$(MAKE) -C examples/relay
 
 daemon: bpf lib
 	$(MAKE) -C src/daemon
