@@ -273,6 +273,11 @@ static int spliced_check(struct relay *r, struct sdir *d, int i)
 		    o->before + ocur > o->seen) {
 			o->seen = o->before + ocur;
 			d[i].before = r->moved[i];
+			if (r->max && d[i].before >= r->max) {
+				set_end(r, "--max reached %s to %s", src_name(r, i),
+					drain_name(r, i));
+				return 1;
+			}
 			if (tcpsplice(d[i].src, d[i].drain, r->max ? r->max - d[i].before : 0,
 				      r->idle_us) == 0) {
 				d[i].active = true;
@@ -377,6 +382,11 @@ static int copy_in(struct relay *r, struct cdir *c, int i)
 	size_t room = COPY_BUF;
 	ssize_t n;
 
+	if (r->max && r->moved[i] >= r->max) {
+		/* Reached by a splice undone before the copy began. */
+		set_end(r, "--max reached %s to %s", src_name(r, i), drain_name(r, i));
+		return 1;
+	}
 	if (r->dgram && r->max) {
 		/* A datagram that would go past --max stays where it is. */
 		n = recv(c->src, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
