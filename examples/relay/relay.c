@@ -267,8 +267,10 @@ static int spliced_check(struct relay *r, struct sdir *d, int i)
 		/*
 		 * Idle one way: the relay ends only if the other way has been
 		 * idle too, else this way is spliced again (a download does not
-		 * end because the client sends nothing).
+		 * end because the client sends nothing).  Its own total has not
+		 * changed for a while: the other way's check starts from it.
 		 */
+		d[i].seen = r->moved[i];
 		if (o->active && tcpsplice_moved(o->src, &ocur, &oactive) == 0 && oactive &&
 		    o->before + ocur > o->seen) {
 			o->seen = o->before + ocur;
