@@ -10,7 +10,8 @@
  * module's relay_* counters (exact deltas) that the relay moved it.
  *
  * Topology of a relay: c -- a (source) ==splice==> b (drain) -- s.  The test
- * writes on c and reads on s; it never reads a or b while they are spliced.
+ * writes on c and reads on s; it reads a spliced source only to check that
+ * the read fails with EAGAIN or waits, and a only once its splice ended.
  *
  * Ports: 30000 + the usual per-test slot (31600 and up), outside the ring
  * policy's 10000-19999 and the plain 20000-29999, so that the ring path never
