@@ -89,6 +89,8 @@ install-dkms:
 	install -d $(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)
 	install -m 644 dkms.conf src/module/Kbuild src/module/*.c src/module/*.h \
 		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/
+	install -D -m 644 src/module/uapi/tcp_splice_relay.h \
+		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/uapi/tcp_splice_relay.h
 	install -m 755 src/module/build-ko src/module/check-btf src/module/vmlinux-btf \
 		$(DESTDIR)$(PREFIX)/src/tcp-splice-$(PKG_VERSION)/
 
@@ -149,12 +151,12 @@ progs:
 module:
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR): install linux-headers-$(KVER) or pass KDIR=" >&2; exit 2; }
 	@rm -rf $(BUILD)/module/$(KVER) && mkdir -p $(BUILD)/module/$(KVER)
-	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/module/$(KVER)/
+	@cp -r src/module/*.c src/module/*.h src/module/uapi src/module/Kbuild $(BUILD)/module/$(KVER)/
 	src/module/build-ko --kdir $(KDIR) $(KVER) $(BUILD)/module/$(KVER)
 
 sparse:
 	@rm -rf $(BUILD)/sparse/$(KVER) && mkdir -p $(BUILD)/sparse/$(KVER)
-	@cp src/module/*.c src/module/*.h src/module/Kbuild $(BUILD)/sparse/$(KVER)/
+	@cp -r src/module/*.c src/module/*.h src/module/uapi src/module/Kbuild $(BUILD)/sparse/$(KVER)/
 	$(MAKE) -s -C $(KDIR) M=$(BUILD)/sparse/$(KVER) C=2 W=1 MODULE_PAHOLE_FLAGS= RESOLVE_BTFIDS_FLAGS= modules
 
 # Every kernel of the matrix installed in the test root.

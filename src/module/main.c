@@ -116,6 +116,9 @@ static int __init ts_init(void)
 	err = ts_stats_init();
 	if (err)
 		goto out_pair;
+	err = ts_relay_init();
+	if (err)
+		goto out_stats;
 	/* 6.15+ maps sock_ops programs to a kfunc hook; before, only the common one. */
 	err = register_btf_kfunc_id_set(BPF_PROG_TYPE_SOCK_OPS, &ts_kfunc_set);
 	if (err == -EINVAL) {
@@ -124,12 +127,14 @@ static int __init ts_init(void)
 	}
 	if (err) {
 		pr_err("tcp_splice: registering the kfunc failed: %d\n", err);
-		goto out_stats;
+		goto out_relay;
 	}
 	pr_info("tcp_splice: kfunc bpf_tcp_splice_established registered for sock_ops programs (%s hook)\n",
 		hook);
 	return 0;
 
+out_relay:
+	ts_relay_exit();
 out_stats:
 	ts_stats_exit();
 out_pair:
@@ -148,6 +153,7 @@ static void __exit ts_exit(void)
 	 */
 	destroy_workqueue(ts_wq);
 	ts_pair_exit();
+	ts_relay_exit();
 	ts_proto_exit();
 	ts_stats_exit();
 	pr_info("tcp_splice: unloaded\n");

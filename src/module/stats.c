@@ -50,6 +50,17 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_EARLY_WAKES] = "early_wakes",
 	[TS_C_RING_PERSIST_WAKES] = "ring_persist_wakes",
 	[TS_C_RING_SHRINKS] = "ring_shrinks",
+	[TS_C_RELAY_ACTIVE] = "relay_active",
+	[TS_C_RELAY_TOTAL] = "relay_total",
+	[TS_C_RELAY_BYTES] = "relay_bytes",
+	[TS_C_RELAY_DATAGRAMS] = "relay_datagrams",
+	[TS_C_RELAY_END_UNSPLICE] = "relay_end_unsplice",
+	[TS_C_RELAY_END_CLOSE] = "relay_end_close",
+	[TS_C_RELAY_END_EOF] = "relay_end_eof",
+	[TS_C_RELAY_END_ERROR] = "relay_end_error",
+	[TS_C_RELAY_END_DRAIN] = "relay_end_drain",
+	[TS_C_RELAY_END_MAX] = "relay_end_max",
+	[TS_C_RELAY_END_IDLE] = "relay_end_idle",
 };
 
 struct ts_pernet {
@@ -105,6 +116,7 @@ static int ts_stats_show(struct seq_file *seq, void *v)
 		seq_printf(seq, "global_chan_live %ld\n", atomic_long_read(&ts_chan_live));
 		seq_printf(seq, "global_ring_live %ld\n", atomic_long_read(&ts_ring_live));
 		seq_printf(seq, "global_ring_bytes %ld\n", atomic_long_read(&ts_ring_bytes));
+		seq_printf(seq, "global_relay_live %ld\n", atomic_long_read(&ts_relay_live));
 	}
 	return 0;
 }

@@ -166,6 +166,17 @@ enum ts_counter {
 	TS_C_EARLY_WAKES,
 	TS_C_RING_PERSIST_WAKES,
 	TS_C_RING_SHRINKS,
+	TS_C_RELAY_ACTIVE,
+	TS_C_RELAY_TOTAL,
+	TS_C_RELAY_BYTES,
+	TS_C_RELAY_DATAGRAMS,
+	TS_C_RELAY_END_UNSPLICE,
+	TS_C_RELAY_END_CLOSE,
+	TS_C_RELAY_END_EOF,
+	TS_C_RELAY_END_ERROR,
+	TS_C_RELAY_END_DRAIN,
+	TS_C_RELAY_END_MAX,
+	TS_C_RELAY_END_IDLE,
 	TS_C_MAX
 };
 
@@ -186,6 +197,7 @@ void ts_stats_exit(void);
 extern atomic_long_t ts_chan_live;
 extern atomic_long_t ts_ring_live;
 extern atomic_long_t ts_ring_bytes;
+extern atomic_long_t ts_relay_live;
 
 /* Module parameters (main.c). */
 extern unsigned int ts_ring_max_kb;
@@ -239,5 +251,9 @@ void ts_proto_init(struct ts_chan *ch);
 void ts_persist_work(struct work_struct *work);
 void ts_shrink_work(struct work_struct *work);
 void ts_proto_exit(void);
+
+/* Relay splicing of two sockets, /dev/tcp-splice (relay.c). */
+int ts_relay_init(void);
+void ts_relay_exit(void);
 
 #endif
