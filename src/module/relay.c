@@ -173,12 +173,14 @@ static void tr_kick(struct tr_relay *r)
  * were given back meanwhile; the caller unlocks.
  */
 static struct tr_sock *tr_cb_lock(struct sock *sk)
+	__acquires(&sk->sk_callback_lock)
 {
 	read_lock_bh(&sk->sk_callback_lock);
 	return __locked_read_sk_user_data_with_flags(sk, 0);
 }
 
 static void tr_cb_unlock(struct sock *sk)
+	__releases(&sk->sk_callback_lock)
 {
 	read_unlock_bh(&sk->sk_callback_lock);
 }
@@ -383,7 +385,7 @@ static struct tr_sock *tr_sock_take(struct sock *sk)
 	if (tr_is_ours(sk))
 		return tr_of(sk);
 	/* Another kernel user of the socket: sockmap, kTLS, the ring path. */
-	if (ts_is_ours(sk) || rcu_access_pointer(sk->sk_user_data) ||
+	if (ts_is_ours(sk) || READ_ONCE(sk->sk_user_data) ||
 	    (sk->sk_protocol == IPPROTO_TCP && inet_csk(sk)->icsk_ulp_ops))
 		return ERR_PTR(-EBUSY);
 	ops = tr_ops_get(READ_ONCE(sock->ops));
