@@ -23,6 +23,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -33,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../../src/module/uapi/tcp_splice_relay.h"
@@ -2108,6 +2110,207 @@ static void t_many(void)
 				       .close = 2 * MANY});
 }
 
+/* ==== the example relays of examples/relay, against the module ==== */
+
+#define EXAMPLES_DIR "build/examples"
+
+struct example {
+	pid_t pid;
+	FILE *out; /* its stdout: one line per connection */
+};
+
+static void example_stop(struct example *x)
+{
+	if (x->pid > 0) {
+		kill(x->pid, SIGTERM);
+		waitpid(x->pid, NULL, 0);
+		x->pid = -1;
+	}
+	if (x->out)
+		fclose(x->out);
+	x->out = NULL;
+}
+
+static struct example example_x;
+
+static void example_cleanup(void)
+{
+	example_stop(&example_x);
+}
+
+/* Starts build/examples/PROG with argv, its stdout on a pipe; stopped at the test's end. */
+static void example_start(struct example *x, char *const argv[])
+{
+	char path[256];
+	int p[2];
+
+	snprintf(path, sizeof(path), "%s/%s", EXAMPLES_DIR, argv[0]);
+	if (access(path, X_OK) < 0)
+		ts_fail("%s: %m (build it: make examples)", path);
+	TS_SYS(pipe2(p, O_CLOEXEC));
+	x->pid = TS_SYS(fork());
+	if (!x->pid) {
+		dup2(p[1], STDOUT_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	x->out = fdopen(p[0], "r");
+	if (!x->out)
+		ts_fail("fdopen: %m");
+	ts_cleanup(example_cleanup);
+}
+
+/* The next line the example printed, within ms. */
+static void example_line(struct example *x, char *buf, size_t len, int ms)
+{
+	if (!(ts_poll1(fileno(x->out), POLLIN, ms) & POLLIN))
+		ts_fail("%s: no line on its output within %d ms", "the example relay", ms);
+	if (!fgets(buf, (int)len, x->out))
+		ts_fail("the example relay ended without a line");
+	buf[strcspn(buf, "\n")] = 0;
+	ts_log("example relay: %s", buf);
+}
+
+/* Connects to the relay's port on the loopback, retrying while it starts. */
+static int connect_retry(int family, int port)
+{
+	int64_t end = ts_now_us() + 10000000;
+
+	for (;;) {
+		char pb[16];
+		int fd;
+
+		snprintf(pb, sizeof(pb), "%d", port);
+		fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			ts_fail("socket: %m");
+		if (family == AF_INET) {
+			struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+
+			a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+				return fd;
+		}
+		close(fd);
+		if (ts_now_us() > end)
+			ts_fail("the example relay does not accept on port %d within 10 s", port);
+		ts_sleep_ms(50);
+	}
+}
+
+/*
+ * tcp-relay between a client and a server: streams both ways, checked, with
+ * both halves closed in turn; the module moved every byte (relay counters)
+ * and the relay's log line gives both byte counts and the end.
+ */
+static void t_example_tcp(void)
+{
+	const uint64_t up = 6 << 20, down = 4 << 20;
+	struct ts_counters before;
+	uint64_t seed = ts_seed();
+	int l, c, s, lport = relay_port(4), uport = relay_port(5);
+	char la[32], ua[32], line[512], want[128];
+
+	begin(&before);
+	l = ts_listen_at("127.0.0.1", uport, 16, 0);
+	snprintf(la, sizeof(la), "127.0.0.1:%d", lport);
+	snprintf(ua, sizeof(ua), "127.0.0.1:%d", uport);
+	example_start(&example_x, (char *const[]){"tcp-relay", la, ua, NULL});
+	c = connect_retry(AF_INET, lport);
+	s = ts_accept(l, 10000);
+	ts_set_timeo(c, SO_RCVTIMEO, 30000);
+	ts_set_timeo(s, SO_RCVTIMEO, 30000);
+	ts_phase("client to server through tcp-relay");
+	ts_transfer(c, s, seed, 0, up);
+	ts_phase("server to client through tcp-relay");
+	ts_transfer(s, c, seed ^ 1, 0, down);
+	TS_SYS(shutdown(c, SHUT_WR));
+	expect_eof(s, "the server after the client's shutdown");
+	TS_SYS(shutdown(s, SHUT_WR));
+	expect_eof(c, "the client after the server's shutdown");
+	example_line(&example_x, line, sizeof(line), 20000);
+	snprintf(want, sizeof(want), "spliced, %llu bytes up, %llu bytes down, end: closed by both",
+		 ULL(up), ULL(down));
+	TS_ASSERT(strstr(line, want), "tcp-relay printed \"%s\", want \"... %s ...\"", line, want);
+	close(c);
+	close(s);
+	close(l);
+	example_stop(&example_x);
+	finish(&before, &(struct want){.total = 2, .bytes = (long long)(up + down), .eof = 2});
+}
+
+/*
+ * udp-relay: datagrams of every size both ways keep their boundaries and
+ * contents; the module moved them (relay_datagrams), and --idle ends it.
+ */
+static void t_example_udp(void)
+{
+	static const size_t sizes[] = {1, 0, 1472, 9000, 65000, 17};
+	const size_t n = sizeof(sizes) / sizeof(sizes[0]);
+	struct ts_counters before;
+	struct sockaddr_in rel = {.sin_family = AF_INET};
+	struct sockaddr_storage us;
+	socklen_t ulen;
+	uint64_t seed = ts_seed();
+	long long bytes = 0;
+	int cl, up, lport = relay_port(6);
+	char la[32], ua[32], line[512];
+
+	begin(&before);
+	up = udp_bound(AF_INET, &us, &ulen);
+	snprintf(la, sizeof(la), "127.0.0.1:%d", lport);
+	snprintf(ua, sizeof(ua), "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&us)->sin_port));
+	example_start(&example_x, (char *const[]){"udp-relay", "--idle", "1", la, ua, NULL});
+	cl = udp_bound(AF_INET, &(struct sockaddr_storage){0}, &(socklen_t){0});
+	rel.sin_port = htons(lport);
+	rel.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ts_sleep_ms(300); /* its socket is bound before it reads: a datagram waits there */
+	TS_SYS(connect(cl, (struct sockaddr *)&rel, sizeof(rel)));
+	ts_set_timeo(up, SO_RCVTIMEO, 10000);
+	ts_set_timeo(cl, SO_RCVTIMEO, 10000);
+	for (size_t i = 0; i < n; i++) {
+		send_dgram(cl, seed + i, sizes[i]);
+		if (!i) {
+			/* The upstream learns the relay's address from the first one. */
+			char b[2];
+			struct sockaddr_storage from;
+			socklen_t fl = sizeof(from);
+			ssize_t r =
+				recvfrom(up, b, sizeof(b), MSG_PEEK, (struct sockaddr *)&from, &fl);
+
+			TS_ASSERT(r >= 0, "no first datagram at the upstream: %m");
+			TS_SYS(connect(up, (struct sockaddr *)&from, fl));
+		}
+		recv_dgram(up, seed + i, sizes[i], "client to upstream through udp-relay");
+		send_dgram(up, seed + 100 + i, sizes[n - 1 - i]);
+		recv_dgram(cl, seed + 100 + i, sizes[n - 1 - i], "upstream to client");
+		bytes += 2 * (long long)sizes[i];
+	}
+	example_line(&example_x, line, sizeof(line), 20000);
+	TS_ASSERT(strstr(line, "idle"), "udp-relay printed \"%s\", want an idle end", line);
+	close(cl);
+	close(up);
+	example_stop(&example_x);
+	/* How many splices the idle end took depends on timing (one way may be spliced again). */
+	TS_ASSERT(ts_counter_wait("relay_active", ts_counter(&before, "relay_active", &(bool){0}),
+				  10000) == ts_counter(&before, "relay_active", &(bool){0}),
+		  "relay_active did not come back after udp-relay ended");
+	{
+		struct ts_counters after;
+		const char *bad;
+		char spec[256];
+
+		snprintf(spec, sizeof(spec),
+			 "relay_datagrams=%lld relay_bytes=%lld relay_total>=2 relay_end_idle>=1 "
+			 "relay_end_error=0 relay_end_drain=0 relay_end_max=0",
+			 2 * (long long)n, bytes);
+		ts_counters_read(&after);
+		bad = ts_counters_check(&before, &after, spec);
+		TS_ASSERT(!bad, "relay counters after udp-relay: %s", bad);
+	}
+}
+
 static const struct ts_test tests[] = {
 	{"api-errors", t_api_errors, 0},
 	{"tcp-stream", t_tcp_stream, 240},
@@ -2135,6 +2338,8 @@ static const struct ts_test tests[] = {
 	{"mix-tcp", t_mix_tcp, 120},
 	{"mix-udp", t_mix_udp, 0},
 	{"many", t_many, 180},
+	{"example-tcp", t_example_tcp, 120},
+	{"example-udp", t_example_udp, 60},
 };
 
 int main(int argc, char **argv)
