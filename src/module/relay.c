@@ -430,6 +430,7 @@ static void tr_sock_give_back(struct tr_sock *ts)
 {
 	struct sock *sk = ts->sk;
 
+	/* Callbacks running now finish with the tr_sock; later ones see none. */
 	write_lock_bh(&sk->sk_callback_lock);
 	WRITE_ONCE(sk->sk_data_ready, ts->data_ready);
 	WRITE_ONCE(sk->sk_write_space, ts->write_space);
@@ -665,6 +666,7 @@ static void tr_reap_work_fn(struct work_struct *work)
 {
 	struct tr_relay *r;
 
+	/* Ends unlink two sockets: serialized with splicing and closing. */
 	mutex_lock(&tr_lock);
 	for (;;) {
 		spin_lock_bh(&tr_reap_lock);
@@ -686,6 +688,7 @@ static void tr_close(struct sock *sk, long timeout)
 	struct tr_sock *ts = tr_of(sk);
 	const struct proto *base = ts->base;
 
+	/* No splice may start or end with this socket meanwhile. */
 	mutex_lock(&tr_lock);
 	if (ts->as_src)
 		tr_end(ts->as_src, TR_END_CLOSE, 0);
@@ -694,6 +697,7 @@ static void tr_close(struct sock *sk, long timeout)
 	mutex_unlock(&tr_lock);
 	tr_sock_give_back(ts);
 	base->close(sk, timeout);
+	/* Softirq paths may still be reading the proto copy inside ts. */
 	call_rcu(&ts->rcu, tr_sock_free_rcu);
 }
 
@@ -721,6 +725,7 @@ static bool tr_connected(const struct sock *sk)
 
 static int tr_unsplice(struct sock *sk)
 {
+	/* The splice cannot end another way meanwhile (reaper, close). */
 	mutex_lock(&tr_lock);
 	if (tr_is_ours(sk) && tr_of(sk)->as_src)
 		tr_end(tr_of(sk)->as_src, TR_END_UNSPLICE, 0);
@@ -756,6 +761,7 @@ static int tr_splice(struct sock *src, struct sock *drain, u64 max,
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
 		return -ENOMEM;
+	/* Both sockets' links change together, and neither may be closing. */
 	mutex_lock(&tr_lock);
 	ts = tr_sock_take(src);
 	if (IS_ERR(ts)) {
@@ -845,7 +851,7 @@ static long tr_ioctl_info(void __user *arg)
 		return err;
 	info.flags = 0;
 	info.moved = 0;
-	/* The file we hold keeps the socket from its close, i.e. ours. */
+	/* The file we hold keeps the socket ours; the lock, as_src stable. */
 	mutex_lock(&tr_lock);
 	if (tr_is_ours(sock->sk)) {
 		struct tr_sock *ts = tr_of(sock->sk);
