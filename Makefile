@@ -138,7 +138,7 @@ cli: lib
 tools: bpf
 	$(MAKE) -C tests/tools
 
-benchprog:
+benchprog: libtcpsplice
 	$(MAKE) -C tests/bench
 
 progs:
