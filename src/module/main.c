@@ -116,9 +116,6 @@ static int __init ts_init(void)
 	err = ts_stats_init();
 	if (err)
 		goto out_pair;
-	err = ts_relay_init();
-	if (err)
-		goto out_stats;
 	/* 6.15+ maps sock_ops programs to a kfunc hook; before, only the common one. */
 	err = register_btf_kfunc_id_set(BPF_PROG_TYPE_SOCK_OPS, &ts_kfunc_set);
 	if (err == -EINVAL) {
@@ -127,14 +124,16 @@ static int __init ts_init(void)
 	}
 	if (err) {
 		pr_err("tcp_splice: registering the kfunc failed: %d\n", err);
-		goto out_relay;
+		goto out_stats;
 	}
+	/* Last: sockets may be taken in as soon as the device is there. */
+	err = ts_relay_init();
+	if (err)
+		goto out_stats;
 	pr_info("tcp_splice: kfunc bpf_tcp_splice_established registered for sock_ops programs (%s hook)\n",
 		hook);
 	return 0;
 
-out_relay:
-	ts_relay_exit();
 out_stats:
 	ts_stats_exit();
 out_pair:

@@ -1003,6 +1003,15 @@ static void ts_unhash(struct sock *sk)
 	ch->base->unhash(sk);
 }
 
+/*
+ * No bind or listen after a disconnect: a listener's children would inherit
+ * sk_prot, i.e. this channel's copy.
+ */
+static int ts_get_port(struct sock *sk, unsigned short snum)
+{
+	return -EADDRINUSE;
+}
+
 static void ts_destroy(struct sock *sk)
 {
 	struct ts_chan *ch = ts_chan_of(sk);
@@ -1107,6 +1116,7 @@ void ts_proto_init(struct ts_chan *ch)
 	p->close = ts_close;
 	p->disconnect = ts_disconnect;
 	p->unhash = ts_unhash;
+	p->get_port = ts_get_port;
 	p->destroy = ts_destroy;
 	/* A sockmap would replace sk_prot behind our back: refuse insertion. */
 	p->psock_update_sk_prot = NULL;

@@ -15,6 +15,14 @@
  * source wait), its callbacks wrapped (they kick the work items) and, for
  * poll, a per-family copy of its proto_ops.  It keeps them until it is
  * closed, so the bytes moved by its last splice stay readable.
+ *
+ * A splice ends in two steps: detaching (under tr_lock: unlinked from its
+ * sockets, so that nothing new reaches it) and destroying (outside the lock:
+ * waiting for its work items, then freeing it).  Whoever detaches destroys;
+ * a socket's close waits until every splice it took part in is destroyed.
+ * The side effects of an end (the drain shut down on EOF, the error left on
+ * the source) are done by the work item that found it, before it asks for
+ * the end, while both sockets are certainly open.
  */
 #include <linux/file.h>
 #include <linux/miscdevice.h>
@@ -38,6 +46,8 @@
 #define TR_BUDGET	16
 /* Retry delay when no buffer could be allocated or the drain had no memory. */
 #define TR_RETRY	msecs_to_jiffies(10)
+/* Retries for a drain without memory, before the splice ends (EPIPE). */
+#define TR_NOBUFS_MAX	100
 
 enum tr_end {
 	TR_LIVE,
@@ -76,6 +86,7 @@ struct tr_sock {
 	/* Under tr_lock and the socket's sk_callback_lock to change. */
 	struct tr_relay *as_src;
 	struct tr_relay *as_drain;
+	int nrelays;		/* splices not destroyed yet, under tr_lock */
 	u64 moved;		/* by the current or last splice from here */
 	struct rcu_head rcu;
 };
@@ -88,25 +99,24 @@ struct tr_relay {
 	unsigned long last_move;	/* jiffies */
 	bool udp;
 	bool want_space;	/* the last send found the drain full */
-	u8 end;			/* enum tr_end asked by the work items */
-	int end_err;
+	bool linked;		/* not detached yet, under tr_lock */
+	int end;		/* enum tr_end: the first reason wins (cmpxchg) */
+	int nobufs;		/* sends in a row the drain had no buffer for */
 	struct delayed_work move;
 	struct delayed_work idle_work;
-	struct list_head reap_node;
+	struct work_struct end_work;
 };
 
 /*
- * Serializes splicing, unsplicing and the end of splices, which link and
- * unlink two sockets at once; never taken by the work items that move data,
- * so that ending a splice can wait for them.
+ * Serializes linking and detaching splices, which change two sockets at
+ * once, and taking sockets in; held only for that (no waiting inside), never
+ * by the work items.
  */
 static DEFINE_MUTEX(tr_lock);
-
-/* Splices whose work items asked for their end; the reaper ends them. */
-static LIST_HEAD(tr_reap_list);
-static DEFINE_SPINLOCK(tr_reap_lock);	/* BH: the idle work may run anywhere */
-static void tr_reap_work_fn(struct work_struct *work);
-static DECLARE_WORK(tr_reap_work, tr_reap_work_fn);
+/* A close waits here for the splices others detached to be destroyed. */
+static DECLARE_WAIT_QUEUE_HEAD(tr_destroyed);
+/* The splices' work items: their own, so the ring path's never wait behind. */
+static struct workqueue_struct *tr_wq;
 
 atomic_long_t ts_relay_live;
 
@@ -164,7 +174,7 @@ static bool tr_spliced(const struct sock *sk)
 static void tr_kick(struct tr_relay *r)
 {
 	/* A no-op once the splice's end disabled it, or while it is pending. */
-	queue_delayed_work(ts_wq, &r->move, 0);
+	queue_delayed_work(tr_wq, &r->move, 0);
 }
 
 /*
@@ -243,12 +253,15 @@ static int tr_wait_unspliced(struct sock *sk, int flags)
 	long timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
 
 	while (tr_spliced(sk)) {
+		long left;
+
 		if (!timeo)
 			return -EAGAIN;
-		timeo = wait_event_interruptible_timeout(*sk_sleep(sk),
-							 !tr_spliced(sk), timeo);
-		if (timeo < 0)
-			return sock_intr_errno(timeo);
+		left = wait_event_interruptible_timeout(*sk_sleep(sk),
+							!tr_spliced(sk), timeo);
+		if (left < 0)
+			return sock_intr_errno(timeo);	/* restarts if no timeout */
+		timeo = left;
 	}
 	return 0;
 }
@@ -326,6 +339,21 @@ static ssize_t tr_splice_read(struct socket *sock, loff_t *ppos,
 	return base->splice_read(sock, ppos, pipe, len, flags);
 }
 
+/* SO_PEEK_OFF and SO_RCVLOWAT would make the splice skip bytes or sleep. */
+static int tr_set_peek_off(struct sock *sk, int val)
+{
+	if (tr_spliced(sk))
+		return -EBUSY;
+	return tr_ops_base(sk->sk_socket->ops)->set_peek_off(sk, val);
+}
+
+static int tr_set_rcvlowat(struct sock *sk, int val)
+{
+	if (tr_spliced(sk))
+		return -EBUSY;
+	return tr_ops_base(sk->sk_socket->ops)->set_rcvlowat(sk, val);
+}
+
 static const struct proto_ops *tr_ops_copy(const struct proto_ops *cur)
 {
 	/* Written here once, read-only after it is published. */
@@ -336,6 +364,10 @@ static const struct proto_ops *tr_ops_copy(const struct proto_ops *cur)
 		copy->poll = tr_poll;
 		if (cur->splice_read)
 			copy->splice_read = tr_splice_read;
+		if (cur->set_peek_off)
+			copy->set_peek_off = tr_set_peek_off;
+		if (cur->set_rcvlowat)
+			copy->set_rcvlowat = tr_set_rcvlowat;
 	}
 	return copy;
 }
@@ -366,6 +398,39 @@ static const struct proto_ops *tr_ops_get(const struct proto_ops *cur)
 	return ops;
 }
 
+/* ---- the proto copy: what a taken socket may no longer do ----------------- */
+
+/*
+ * A ULP (kTLS) or repair mode builds on, or bypasses, sk_prot, and
+ * IPV6_ADDRFORM replaces it: each would leave the copy behind.
+ */
+static int tr_setsockopt(struct sock *sk, int level, int optname,
+			 sockptr_t optval, unsigned int optlen)
+{
+	if ((level == SOL_TCP && (optname == TCP_ULP || optname == TCP_REPAIR)) ||
+	    (level == SOL_IPV6 && optname == IPV6_ADDRFORM))
+		return -EBUSY;
+	return tr_of(sk)->base->setsockopt(sk, level, optname, optval, optlen);
+}
+
+/* A zero-copy receive reads the source behind recvmsg. */
+static int tr_getsockopt(struct sock *sk, int level, int optname,
+			 char __user *optval, int __user *optlen)
+{
+	if (level == SOL_TCP && optname == TCP_ZEROCOPY_RECEIVE && tr_spliced(sk))
+		return -EBUSY;
+	return tr_of(sk)->base->getsockopt(sk, level, optname, optval, optlen);
+}
+
+/*
+ * No bind, listen or autobind once taken (after a disconnect): children of a
+ * listener would inherit the copy and the callbacks.
+ */
+static int tr_get_port(struct sock *sk, unsigned short snum)
+{
+	return -EADDRINUSE;
+}
+
 /* ---- taking a socket in and giving it back ------------------------------- */
 
 static void tr_sock_free_rcu(struct rcu_head *head)
@@ -375,7 +440,10 @@ static void tr_sock_free_rcu(struct rcu_head *head)
 	module_put(THIS_MODULE);
 }
 
-/* Under tr_lock; the caller holds the socket's file. */
+/*
+ * Under tr_lock and the socket lock (the checks and the install against
+ * setsockopt); the caller holds the socket's file.
+ */
 static struct tr_sock *tr_sock_take(struct sock *sk)
 {
 	struct socket *sock = sk->sk_socket;
@@ -394,7 +462,7 @@ static struct tr_sock *tr_sock_take(struct sock *sk)
 	/* Held until the socket's close lets its tr_sock go. */
 	if (!try_module_get(THIS_MODULE))
 		return ERR_PTR(-ENODEV);
-	ts = kzalloc(sizeof(*ts), GFP_KERNEL);
+	ts = kzalloc(sizeof(*ts), GFP_KERNEL_ACCOUNT);
 	if (!ts) {
 		module_put(THIS_MODULE);
 		return ERR_PTR(-ENOMEM);
@@ -405,6 +473,9 @@ static struct tr_sock *tr_sock_take(struct sock *sk)
 	ts->proto = *ts->base;
 	ts->proto.close = tr_close;
 	ts->proto.recvmsg = tr_recvmsg;
+	ts->proto.setsockopt = tr_setsockopt;
+	ts->proto.getsockopt = tr_getsockopt;
+	ts->proto.get_port = tr_get_port;
 	/* A sockmap would replace sk_prot behind our back: refuse insertion. */
 	ts->proto.psock_update_sk_prot = NULL;
 
@@ -468,6 +539,7 @@ static int tr_recv(struct tr_relay *r, void *buf, size_t len, int flags,
 	return ret;
 }
 
+/* The drain is open: its close waits for this work item (see tr_close()). */
 static int tr_send(struct tr_relay *r, void *buf, size_t len)
 {
 	struct socket *sock = READ_ONCE(r->drain->sk->sk_socket);
@@ -480,17 +552,27 @@ static int tr_send(struct tr_relay *r, void *buf, size_t len)
 	return sock_sendmsg(sock, &msg);
 }
 
-/* Asks the reaper to end the splice; the work items stop at once. */
-static void tr_reap(struct tr_relay *r, enum tr_end end, int err)
+/* Asks for the end: the first reason wins, the work items stop at once. */
+static void tr_reap(struct tr_relay *r, enum tr_end end)
 {
-	spin_lock_bh(&tr_reap_lock);
-	if (!r->end) {
-		WRITE_ONCE(r->end, end);
-		r->end_err = err;
-		list_add_tail(&r->reap_node, &tr_reap_list);
-	}
-	spin_unlock_bh(&tr_reap_lock);
-	queue_work(ts_wq, &tr_reap_work);
+	if (cmpxchg(&r->end, TR_LIVE, end) == TR_LIVE)
+		queue_work(tr_wq, &r->end_work);
+}
+
+/* The end's error, on the source, for SO_ERROR and its pollers. */
+static void tr_set_error(struct sock *sk, int err)
+{
+	/* As the protocols' softirq paths do, without the owner's lock. */
+	WRITE_ONCE(sk->sk_err, err);
+	sk_error_report(sk);
+}
+
+static void tr_end_error(struct tr_relay *r, enum tr_end end, int err)
+{
+	if (READ_ONCE(r->end))
+		return;
+	tr_set_error(r->src->sk, err);
+	tr_reap(r, end);
 }
 
 static bool tr_drain_broken(const struct tr_relay *r)
@@ -505,6 +587,12 @@ static bool tr_drain_broken(const struct tr_relay *r)
 	return state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT;
 }
 
+/* The source's read position, to prove the consume took what was sent. */
+static u32 tr_src_seq(const struct tr_relay *r)
+{
+	return r->udp ? 0 : READ_ONCE(tcp_sk(r->src->sk)->copied_seq);
+}
+
 /*
  * One chunk: peek, send, consume what was sent.  Returns true to go on,
  * false when there is nothing to do until a callback kicks again (or the
@@ -515,31 +603,36 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	struct tr_sock *src = r->src;
 	size_t want = TR_BUF;
 	int n, sent, got, mflags;
+	u32 seq;
 
 	if (tr_drain_broken(r)) {
-		tr_reap(r, TR_END_DRAIN, EPIPE);
+		tr_end_error(r, TR_END_DRAIN, EPIPE);
 		return false;
 	}
 	if (!r->udp && r->max)
 		want = min_t(u64, want, r->max - src->moved);
+	seq = tr_src_seq(r);
 	n = tr_recv(r, buf, want, MSG_PEEK, &mflags);
 	if (n == -EAGAIN)
 		return false;
 	if (n < 0) {
-		tr_reap(r, TR_END_ERROR, -n);
+		/* Its recvmsg took the source's error: it stays the source's. */
+		tr_end_error(r, TR_END_ERROR, -n);
 		return false;
 	}
 	if (!n && !r->udp) {
-		tr_reap(r, TR_END_EOF, 0);
+		/* The drain's peer sees EOF too; the drain is open (tr_close()). */
+		kernel_sock_shutdown(r->drain->sk->sk_socket, SHUT_WR);
+		tr_reap(r, TR_END_EOF);
 		return false;
 	}
 	if (r->udp && (mflags & MSG_TRUNC)) {
 		/* Larger than any datagram the source can receive. */
-		tr_reap(r, TR_END_ERROR, EMSGSIZE);
+		tr_end_error(r, TR_END_ERROR, EMSGSIZE);
 		return false;
 	}
 	if (r->udp && r->max && src->moved + n > r->max) {
-		tr_reap(r, TR_END_MAX, EFBIG);
+		tr_end_error(r, TR_END_MAX, EFBIG);
 		return false;
 	}
 
@@ -549,23 +642,28 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	sent = tr_send(r, buf, n);
 	if (sent == -EAGAIN)
 		return false;
-	if (sent == -ENOBUFS || sent == -ENOMEM) {
-		queue_delayed_work(ts_wq, &r->move, TR_RETRY);
+	if ((sent == -ENOBUFS || sent == -ENOMEM) && ++r->nobufs < TR_NOBUFS_MAX) {
+		queue_delayed_work(tr_wq, &r->move, TR_RETRY);
 		return false;
 	}
 	if (sent < 0) {
-		tr_reap(r, TR_END_DRAIN, EPIPE);
+		tr_end_error(r, TR_END_DRAIN, EPIPE);
 		return false;
 	}
+	r->nobufs = 0;
 	/* A short send leaves it set: the drain is full, its write_space kicks. */
 	if (r->udp || sent == n)
 		WRITE_ONCE(r->want_space, false);
 
 	/* Consume what went out: TCP skips the copy with MSG_TRUNC. */
 	got = tr_recv(r, buf, r->udp ? 0 : sent, MSG_TRUNC, &mflags);
-	if (got < 0 || (!r->udp && got != sent)) {
-		/* Somebody else read the source: the stream is not ours. */
-		tr_reap(r, TR_END_ERROR, EIO);
+	if (r->udp ? got != n : got != sent || tr_src_seq(r) != seq + sent) {
+		/*
+		 * Somebody else read the source (a zero-copy receive, a read
+		 * begun before the splice) or urgent data was skipped: the
+		 * stream is no longer whole, say so rather than go on.
+		 */
+		tr_end_error(r, TR_END_ERROR, EIO);
 		return false;
 	}
 	WRITE_ONCE(src->moved, src->moved + sent);
@@ -574,7 +672,7 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	if (r->udp)
 		ts_count(r->tn, TS_C_RELAY_DATAGRAMS, 1);
 	if (!r->udp && r->max && src->moved >= r->max) {
-		tr_reap(r, TR_END_MAX, EFBIG);
+		tr_end_error(r, TR_END_MAX, EFBIG);
 		return false;
 	}
 	return r->udp || sent == n;
@@ -591,7 +689,7 @@ static void tr_move_work(struct work_struct *work)
 		return;
 	buf = tr_buf_get();
 	if (!buf) {
-		queue_delayed_work(ts_wq, &r->move, TR_RETRY);
+		queue_delayed_work(tr_wq, &r->move, TR_RETRY);
 		return;
 	}
 	for (i = 0; i < TR_BUDGET; i++) {
@@ -603,7 +701,7 @@ static void tr_move_work(struct work_struct *work)
 	tr_buf_put(buf);
 	/* Out of budget with more to do: yield, then go on. */
 	if (i == TR_BUDGET)
-		mod_delayed_work(ts_wq, &r->move, 0);
+		mod_delayed_work(tr_wq, &r->move, 0);
 }
 
 static void tr_idle_work(struct work_struct *work)
@@ -613,10 +711,10 @@ static void tr_idle_work(struct work_struct *work)
 	unsigned long due = READ_ONCE(r->last_move) + r->idle;
 
 	if (time_before(jiffies, due)) {
-		queue_delayed_work(ts_wq, &r->idle_work, due - jiffies);
+		queue_delayed_work(tr_wq, &r->idle_work, due - jiffies);
 		return;
 	}
-	tr_reap(r, TR_END_IDLE, ETIMEDOUT);
+	tr_end_error(r, TR_END_IDLE, ETIMEDOUT);
 }
 
 /* ---- the end of a splice -------------------------------------------------- */
@@ -629,57 +727,61 @@ static void tr_unlink(struct tr_sock *ts, struct tr_relay **slot)
 	write_unlock_bh(&ts->sk->sk_callback_lock);
 }
 
-/* Under tr_lock, in process context. */
-static void tr_end(struct tr_relay *r, enum tr_end end, int err)
+/*
+ * Under tr_lock: unlinks the splice from its sockets, so that no callback,
+ * ioctl or close reaches it any more.  True for the one caller that then
+ * destroys it.
+ */
+static bool tr_detach(struct tr_relay *r, enum tr_end end)
 {
-	struct sock *src = r->src->sk, *drain = r->drain->sk;
-
 	lockdep_assert_held(&tr_lock);
+	if (!r->linked)
+		return false;
+	r->linked = false;
+	/* Stops a running move at its next chunk; an earlier reason stays. */
+	cmpxchg(&r->end, TR_LIVE, end);
 	tr_unlink(r->src, &r->src->as_src);
 	tr_unlink(r->drain, &r->drain->as_drain);
+	return true;
+}
+
+/* Outside tr_lock: the work items end, readers of the source look again. */
+static void tr_destroy(struct tr_relay *r, bool from_end_work)
+{
+	struct sock *src = r->src->sk;
+	int end = READ_ONCE(r->end);
+
 	/* Waits for a running move: nothing touches the splice after these. */
 	disable_delayed_work_sync(&r->move);
 	disable_delayed_work_sync(&r->idle_work);
-	spin_lock_bh(&tr_reap_lock);
-	list_del_init(&r->reap_node);
-	spin_unlock_bh(&tr_reap_lock);
-
-	if (end == TR_END_EOF && drain->sk_socket)
-		kernel_sock_shutdown(drain->sk_socket, SHUT_WR);
-	if (err) {
-		/* Under the socket lock, as the protocols set their errors. */
-		lock_sock(src);
-		WRITE_ONCE(src->sk_err, err);
-		release_sock(src);
-		sk_error_report(src);
-	} else {
-		/* Readers and pollers of the source look again. */
-		src->sk_data_ready(src);
-	}
+	if (!from_end_work)
+		disable_work_sync(&r->end_work);
+	/* Open: its close waits for this (nrelays). */
+	src->sk_data_ready(src);
 	ts_count(r->tn, tr_end_counter[end], 1);
 	ts_count(r->tn, TS_C_RELAY_ACTIVE, -1);
 	atomic_long_dec(&ts_relay_live);
+	/* Under the lock that links; a close waits on them (tr_destroyed). */
+	mutex_lock(&tr_lock);
+	WRITE_ONCE(r->src->nrelays, r->src->nrelays - 1);
+	WRITE_ONCE(r->drain->nrelays, r->drain->nrelays - 1);
+	mutex_unlock(&tr_lock);
+	wake_up_all(&tr_destroyed);
 	kfree(r);
 }
 
-static void tr_reap_work_fn(struct work_struct *work)
+static void tr_end_work(struct work_struct *work)
 {
-	struct tr_relay *r;
+	struct tr_relay *r = container_of(work, struct tr_relay, end_work);
+	bool mine;
 
-	/* Ends unlink two sockets: serialized with splicing and closing. */
+	/* Detaching changes both sockets: serialized with splices and closes. */
 	mutex_lock(&tr_lock);
-	for (;;) {
-		spin_lock_bh(&tr_reap_lock);
-		r = list_first_entry_or_null(&tr_reap_list, struct tr_relay,
-					     reap_node);
-		if (r)
-			list_del_init(&r->reap_node);
-		spin_unlock_bh(&tr_reap_lock);
-		if (!r)
-			break;
-		tr_end(r, r->end, r->end_err);
-	}
+	mine = tr_detach(r, TR_LIVE);
 	mutex_unlock(&tr_lock);
+	/* Else the one that detached it destroys it, after this returns. */
+	if (mine)
+		tr_destroy(r, true);
 }
 
 /* The application closes a socket: its splices end first. */
@@ -687,14 +789,23 @@ static void tr_close(struct sock *sk, long timeout)
 {
 	struct tr_sock *ts = tr_of(sk);
 	const struct proto *base = ts->base;
+	struct tr_relay *rs, *rd;
 
 	/* No splice may start or end with this socket meanwhile. */
 	mutex_lock(&tr_lock);
-	if (ts->as_src)
-		tr_end(ts->as_src, TR_END_CLOSE, 0);
-	if (ts->as_drain)
-		tr_end(ts->as_drain, TR_END_CLOSE, 0);
+	rs = ts->as_src;
+	if (rs && !tr_detach(rs, TR_END_CLOSE))
+		rs = NULL;
+	rd = ts->as_drain;
+	if (rd && !tr_detach(rd, TR_END_CLOSE))
+		rd = NULL;
 	mutex_unlock(&tr_lock);
+	if (rs)
+		tr_destroy(rs, false);
+	if (rd)
+		tr_destroy(rd, false);
+	/* Splices that others detached: their work items use this socket. */
+	wait_event(tr_destroyed, !READ_ONCE(ts->nrelays));
 	tr_sock_give_back(ts);
 	base->close(sk, timeout);
 	/* Softirq paths may still be reading the proto copy inside ts. */
@@ -723,14 +834,54 @@ static bool tr_connected(const struct sock *sk)
 	return state == TCP_ESTABLISHED || state == TCP_CLOSE_WAIT;
 }
 
+/*
+ * The drain and the source are the two ends of one connection: all the
+ * drain sends comes back to the source, for ever.  (Longer loops, through
+ * other sockets, are not detected.)
+ */
+static bool tr_loop(const struct sock *src, const struct sock *drain)
+{
+	const struct inet_sock *a = inet_sk(src), *b = inet_sk(drain);
+
+	if (!net_eq(sock_net(src), sock_net(drain)) ||
+	    src->sk_family != drain->sk_family ||
+	    a->inet_sport != b->inet_dport || a->inet_dport != b->inet_sport)
+		return false;
+#if IS_ENABLED(CONFIG_IPV6)
+	if (src->sk_family == AF_INET6)
+		return ipv6_addr_equal(&src->sk_v6_rcv_saddr, &drain->sk_v6_daddr) &&
+		       ipv6_addr_equal(&src->sk_v6_daddr, &drain->sk_v6_rcv_saddr);
+#endif
+	return a->inet_rcv_saddr == b->inet_daddr &&
+	       a->inet_daddr == b->inet_rcv_saddr;
+}
+
 static int tr_unsplice(struct sock *sk)
 {
-	/* The splice cannot end another way meanwhile (reaper, close). */
+	struct tr_relay *r = NULL;
+
+	/* The splice cannot end another way meanwhile (end work, close). */
 	mutex_lock(&tr_lock);
-	if (tr_is_ours(sk) && tr_of(sk)->as_src)
-		tr_end(tr_of(sk)->as_src, TR_END_UNSPLICE, 0);
+	if (tr_is_ours(sk)) {
+		r = tr_of(sk)->as_src;
+		if (r && !tr_detach(r, TR_END_UNSPLICE))
+			r = NULL;
+	}
 	mutex_unlock(&tr_lock);
+	if (r)
+		tr_destroy(r, false);
 	return 0;
+}
+
+/* Under tr_lock; the socket lock orders it against setsockopt. */
+static struct tr_sock *tr_take(struct sock *sk)
+{
+	struct tr_sock *ts;
+
+	lock_sock(sk);
+	ts = tr_sock_take(sk);
+	release_sock(sk);
+	return ts;
 }
 
 static int tr_splice(struct sock *src, struct sock *drain, u64 max,
@@ -754,21 +905,23 @@ static int tr_splice(struct sock *src, struct sock *drain, u64 max,
 		return -EPIPE;
 	if (!tr_connected(drain))
 		return -ENOTCONN;
-	/* A peek offset would make the splice's peeks skip bytes. */
-	if (READ_ONCE(src->sk_peek_off) >= 0)
+	/* A peek offset would make the peeks skip bytes; a low-water mark, sleep. */
+	if (READ_ONCE(src->sk_peek_off) >= 0 || READ_ONCE(src->sk_rcvlowat) > 1)
 		return -EINVAL;
+	if (tr_loop(src, drain))
+		return -ELOOP;
 
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return -ENOMEM;
 	/* Both sockets' links change together, and neither may be closing. */
 	mutex_lock(&tr_lock);
-	ts = tr_sock_take(src);
+	ts = tr_take(src);
 	if (IS_ERR(ts)) {
 		err = PTR_ERR(ts);
 		goto out;
 	}
-	td = tr_sock_take(drain);
+	td = tr_take(drain);
 	if (IS_ERR(td)) {
 		err = PTR_ERR(td);
 		goto out;
@@ -783,12 +936,15 @@ static int tr_splice(struct sock *src, struct sock *drain, u64 max,
 	r->max = max;
 	r->udp = src->sk_protocol == IPPROTO_UDP;
 	r->last_move = jiffies;
+	r->linked = true;
 	if (idle_us)
 		r->idle = max(usecs_to_jiffies(min_t(u64, idle_us, UINT_MAX)), 1UL);
 	INIT_DELAYED_WORK(&r->move, tr_move_work);
 	INIT_DELAYED_WORK(&r->idle_work, tr_idle_work);
-	INIT_LIST_HEAD(&r->reap_node);
+	INIT_WORK(&r->end_work, tr_end_work);
 	WRITE_ONCE(ts->moved, 0);
+	WRITE_ONCE(ts->nrelays, ts->nrelays + 1);
+	WRITE_ONCE(td->nrelays, td->nrelays + 1);
 	/* Under the callback locks: callbacks kick only linked splices. */
 	write_lock_bh(&src->sk_callback_lock);
 	WRITE_ONCE(ts->as_src, r);
@@ -800,9 +956,9 @@ static int tr_splice(struct sock *src, struct sock *drain, u64 max,
 	ts_count(r->tn, TS_C_RELAY_TOTAL, 1);
 	ts_count(r->tn, TS_C_RELAY_ACTIVE, 1);
 	/* What the source holds already moves first. */
-	queue_delayed_work(ts_wq, &r->move, 0);
+	queue_delayed_work(tr_wq, &r->move, 0);
 	if (r->idle)
-		queue_delayed_work(ts_wq, &r->idle_work, r->idle);
+		queue_delayed_work(tr_wq, &r->idle_work, r->idle);
 	r = NULL;
 	err = 0;
 out:
@@ -890,9 +1046,19 @@ static struct miscdevice tr_dev = {
 	.mode = 0666,
 };
 
+/* Last in the module's init: nothing may fail after the device is there. */
 int ts_relay_init(void)
 {
-	return misc_register(&tr_dev);
+	int err;
+
+	/* Unbound: a splice's moves follow no CPU in particular. */
+	tr_wq = alloc_workqueue("tcp_splice_relay", WQ_UNBOUND, 0);
+	if (!tr_wq)
+		return -ENOMEM;
+	err = misc_register(&tr_dev);
+	if (err)
+		destroy_workqueue(tr_wq);
+	return err;
 }
 
 /* Every socket we took was closed (each held a module reference). */
@@ -901,6 +1067,7 @@ void ts_relay_exit(void)
 	int i;
 
 	misc_deregister(&tr_dev);
+	destroy_workqueue(tr_wq);
 	for (i = 0; i < tr_pool_n; i++)
 		kvfree(tr_pool[i]);
 	for (i = 0; i < ARRAY_SIZE(tr_ops_tab); i++)

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <pthread.h>
@@ -2311,6 +2312,102 @@ static void t_example_udp(void)
 	}
 }
 
+/* ==== what a socket taken by a splice may no longer do ==== */
+
+static void expect_sockopt(int want, int rc, const char *what)
+{
+	int e = rc < 0 ? errno : 0;
+
+	if (e != want)
+		ts_fail("%s: %s, want %s", what, ename(e), ename(want));
+}
+
+/*
+ * Options that would replace or bypass the socket's protocol (kTLS, repair,
+ * IPV6_ADDRFORM, a zero-copy receive), shift or stall the splice's reads
+ * (SO_PEEK_OFF, SO_RCVLOWAT), or make a listener whose children inherit it
+ * (listen after a disconnect) are refused; a loop (source and drain the two
+ * ends of one connection) too.  Each of these crashed or corrupted a kernel
+ * before it was refused.
+ */
+static void t_taken_socket(void)
+{
+	struct ts_counters before;
+	struct relay r;
+	int v = 0, x, y, e;
+	char zc[256] = {0};
+	socklen_t zl = sizeof(zc);
+
+	begin(&before);
+	relay_open(&r, AF_INET, AF_INET, false);
+	do_splice(r.a, r.b, 0, 0);
+
+	ts_phase("options of a spliced source");
+	expect_sockopt(EBUSY, setsockopt(r.a, SOL_TCP, TCP_ULP, "tls", 3), "TCP_ULP tls on a");
+	expect_sockopt(EBUSY, setsockopt(r.b, SOL_TCP, TCP_ULP, "tls", 3), "TCP_ULP tls on b");
+	v = 1;
+	expect_sockopt(EBUSY, setsockopt(r.a, SOL_TCP, TCP_REPAIR, &v, sizeof(v)),
+		       "TCP_REPAIR on a");
+	v = 0;
+	expect_sockopt(EBUSY, setsockopt(r.a, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)),
+		       "SO_PEEK_OFF on a spliced source");
+	v = 100;
+	expect_sockopt(EBUSY, setsockopt(r.a, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)),
+		       "SO_RCVLOWAT on a spliced source");
+	expect_sockopt(EBUSY, getsockopt(r.a, SOL_TCP, TCP_ZEROCOPY_RECEIVE, zc, &zl),
+		       "TCP_ZEROCOPY_RECEIVE on a spliced source");
+	ping(&r, ts_seed(), 0);
+
+	ts_phase("listen after a disconnect");
+	do_unsplice(r.a);
+	TS_SYS(shutdown(r.c, SHUT_WR));
+	TS_ASSERT(connect(r.a, (struct sockaddr *)&(struct sockaddr){.sa_family = AF_UNSPEC},
+			  sizeof(struct sockaddr)) == 0,
+		  "connect(AF_UNSPEC) of a: %m");
+	expect_sockopt(EADDRINUSE, listen(r.a, 4), "listen on a taken, disconnected socket");
+
+	ts_phase("splice refused");
+	relay_close(&r);
+	relay_open(&r, AF_INET, AF_INET, false);
+	v = 100;
+	TS_SYS(setsockopt(r.a, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)));
+	expect_err(EINVAL, r.a, r.b, 0, 0, "a source with SO_RCVLOWAT 100");
+	v = 1;
+	TS_SYS(setsockopt(r.a, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)));
+	v = 0;
+	TS_SYS(setsockopt(r.a, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)));
+	expect_err(EINVAL, r.a, r.b, 0, 0, "a source with SO_PEEK_OFF");
+	expect_err(ELOOP, r.b, r.s, 0, 0, "the two ends of one connection (b -> s)");
+	relay_close(&r);
+
+	ts_phase("IPV6_ADDRFORM");
+	x = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (x >= 0) {
+		struct sockaddr_in6 m = {.sin6_family = AF_INET6};
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		close(x);
+		x = udp_bound(AF_INET, &ss, &sl);
+		y = TS_SYS(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+		m.sin6_port = ((struct sockaddr_in *)&ss)->sin_port;
+		inet_pton(AF_INET6, "::ffff:127.0.0.1", &m.sin6_addr);
+		TS_SYS(connect(y, (struct sockaddr *)&m, sizeof(m)));
+		udp_pair(AF_INET, &r.c, &r.a);
+		do_splice(r.a, y, 0, 0);
+		v = AF_INET;
+		e = setsockopt(y, SOL_IPV6, IPV6_ADDRFORM, &v, sizeof(v));
+		expect_sockopt(EBUSY, e,
+			       "IPV6_ADDRFORM on a v6 drain connected to a v4-mapped peer");
+		close(r.c);
+		close(r.a);
+		close(x);
+		close(y);
+	}
+	finish(&before,
+	       &(struct want){.total = 2, .bytes = 100, .dgrams = 0, .unsplice = 1, .close = 1});
+}
+
 static const struct ts_test tests[] = {
 	{"api-errors", t_api_errors, 0},
 	{"tcp-stream", t_tcp_stream, 240},
@@ -2338,6 +2435,7 @@ static const struct ts_test tests[] = {
 	{"mix-tcp", t_mix_tcp, 120},
 	{"mix-udp", t_mix_udp, 0},
 	{"many", t_many, 180},
+	{"taken-socket", t_taken_socket, 0},
 	{"example-tcp", t_example_tcp, 120},
 	{"example-udp", t_example_udp, 60},
 };
