@@ -25,9 +25,9 @@
  * Topology: client -- a (relay) b -- server, over 127.0.0.1.  TCP: the relay
  * listens on PORT, the server on PORT+1.  UDP: a is bound to PORT, the server
  * to PORT+1, b to PORT+2, and every socket is connect()ed to its peer.  Keep
- * the ports out of the ring policy's range (tests/vm/bench: 40000 and up): a
- * connection the ring path took fails the run (pairs_total moved), and could
- * not be spliced anyway (EBUSY).
+ * the ports out of the ring policy's range and below the ephemeral ports
+ * (tests/vm/bench: 9000 and up): a connection the ring path took fails the run
+ * (pairs_total moved), and could not be spliced anyway (EBUSY).
  *
  * CPUs: the client is pinned to C1 and the server to C2 (--cpus 0,1 on the
  * test VM's two CPUs).  The relay's threads are pinned nowhere (--relay-cpu C
@@ -39,9 +39,11 @@
  * stream: the client writes SIZE-byte messages (default 64 KiB), the server
  * reads 64 KiB at a time; Mbit/s received by the server in the measured
  * window, and CPU seconds per GB in it: cpu_s_per_gb is the busy time of all
- * CPUs (/proc/stat: the three parties, the module's work items, softirqs),
- * relay_cpu_s_per_gb that minus the client's and the server's threads (the
- * relay and the kernel work nobody else is charged with), and
+ * CPUs (the window's length times the CPUs, minus their idle time in
+ * /proc/stat: the three parties, the module's work items, softirqs),
+ * relay_cpu_s_per_gb that minus the client's and the server's threads' CPU
+ * clocks (the relay and the kernel work nobody else is charged with; a
+ * difference of two clocks, so it can be off by a little either way), and
  * relay_threads_cpu_s_per_gb the relay's threads alone (in splice mode they
  * only wait).
  * rr: SIZE bytes (default 1) from the client, echoed by the server, through the
@@ -622,21 +624,25 @@ static void counters_read(struct counters *c)
 	fclose(f);
 }
 
-/* Busy time of all CPUs so far, in seconds (/proc/stat). */
-static double system_busy_s(void)
+/*
+ * Idle time of all CPUs so far (idle + iowait of /proc/stat), in seconds.  A
+ * tickless kernel measures idle time at each entry and exit, where user,
+ * system and softirq time are sampled by the tick: the busy time of a window
+ * is its length times the CPUs, minus this.
+ */
+static double system_idle_s(void)
 {
-	unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+	unsigned long long user, nice, sys, idle, iowait;
 	FILE *f = fopen("/proc/stat", "re");
 	int n;
 
 	if (!f)
 		die("/proc/stat: %s", strerror(errno));
-	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
-		   &iowait, &irq, &softirq, &steal);
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait);
 	fclose(f);
-	if (n != 8)
+	if (n != 5)
 		die("/proc/stat: no cpu line");
-	return (double)(user + nice + sys + irq + softirq + steal) / (double)sysconf(_SC_CLK_TCK);
+	return (double)(idle + iowait) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double thread_cpu_s(pthread_t t)
@@ -652,14 +658,14 @@ static double thread_cpu_s(pthread_t t)
 /* What the main thread reads at the edges of a stream's window. */
 struct snap {
 	uint64_t t, rx;
-	double busy, client, server, relay;
+	double idle, client, server, relay;
 };
 
 static void snap_take(struct run *r, struct snap *s)
 {
 	s->t = now_ns();
 	s->rx = atomic_load(&r->rx_server);
-	s->busy = system_busy_s();
+	s->idle = system_idle_s();
 	s->client = thread_cpu_s(r->client);
 	s->server = thread_cpu_s(r->server);
 	if (r->o->relay == RELAY_SPLICE)
@@ -1285,7 +1291,9 @@ static void run_once(const struct options *o, int run, struct sample *s)
 	}
 	switch (o->mode) {
 	case MODE_STREAM: {
-		double gb = (double)(w1.rx - w0.rx) / 1e9, busy = w1.busy - w0.busy;
+		double gb = (double)(w1.rx - w0.rx) / 1e9;
+		double busy = (double)(w1.t - w0.t) / 1e9 * (double)sysconf(_SC_NPROCESSORS_ONLN) -
+			      (w1.idle - w0.idle);
 
 		if (w1.rx <= w0.rx)
 			die("run %d: no data moved within the measured window", run);
@@ -1293,7 +1301,7 @@ static void run_once(const struct options *o, int run, struct sample *s)
 		s->mbps = (double)(w1.rx - w0.rx) * 8 / s->window_s / 1e6;
 		s->cpu_s_per_gb = busy / gb;
 		s->relay_cpu_s_per_gb =
-			fmax(0, busy - (w1.client - w0.client) - (w1.server - w0.server)) / gb;
+			(busy - (w1.client - w0.client) - (w1.server - w0.server)) / gb;
 		s->thr_cpu_s_per_gb = (w1.relay - w0.relay) / gb;
 		break;
 	}
