@@ -567,20 +567,28 @@ static void tr_set_error(struct sock *sk, int err)
 	sk_error_report(sk);
 }
 
+/* Claims the end first: of two ends found at once, one error is left. */
 static void tr_end_error(struct tr_relay *r, enum tr_end end, int err)
 {
-	if (READ_ONCE(r->end))
+	if (cmpxchg(&r->end, TR_LIVE, end) != TR_LIVE)
 		return;
 	tr_set_error(r->src->sk, err);
-	tr_reap(r, end);
+	queue_work(tr_wq, &r->end_work);
 }
 
 static bool tr_drain_broken(const struct tr_relay *r)
 {
 	const struct sock *sk = r->drain->sk;
 	int state = READ_ONCE(sk->sk_state);
+	int err = READ_ONCE(sk->sk_err);
 
-	if (READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN))
+	/*
+	 * EFBIG and ETIMEDOUT are what a splice from this socket ended with
+	 * (as OpenBSD, they do not break it as a drain; a TCP timeout closes
+	 * the connection too, which the state says).
+	 */
+	if ((err && err != EFBIG && err != ETIMEDOUT) ||
+	    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN))
 		return true;
 	if (r->udp)
 		return false;
@@ -591,6 +599,16 @@ static bool tr_drain_broken(const struct tr_relay *r)
 static u32 tr_src_seq(const struct tr_relay *r)
 {
 	return r->udp ? 0 : READ_ONCE(tcp_sk(r->src->sk)->copied_seq);
+}
+
+/* The consume took exactly what was sent; a FIN read with it counts one. */
+static bool tr_consumed(const struct tr_relay *r, u32 want)
+{
+	u32 seq = tr_src_seq(r);
+
+	return seq == want ||
+	       (seq == want + 1 &&
+		(READ_ONCE(r->src->sk->sk_shutdown) & RCV_SHUTDOWN));
 }
 
 /*
@@ -609,6 +627,14 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 		tr_end_error(r, TR_END_DRAIN, EPIPE);
 		return false;
 	}
+	if (READ_ONCE(r->drain->sk->sk_err)) {
+		/*
+		 * The end error of the drain's own splice, not read yet: a
+		 * send would fail with it or take it.  Look again shortly.
+		 */
+		queue_delayed_work(tr_wq, &r->move, TR_RETRY);
+		return false;
+	}
 	if (!r->udp && r->max)
 		want = min_t(u64, want, r->max - src->moved);
 	seq = tr_src_seq(r);
@@ -616,8 +642,12 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	if (n == -EAGAIN)
 		return false;
 	if (n < 0) {
-		/* Its recvmsg took the source's error: it stays the source's. */
-		tr_end_error(r, TR_END_ERROR, -n);
+		/*
+		 * Its recvmsg took the source's error (its own, or the one an
+		 * end just left there): it stays the source's.
+		 */
+		tr_set_error(r->src->sk, -n);
+		tr_reap(r, TR_END_ERROR);
 		return false;
 	}
 	if (!n && !r->udp) {
@@ -657,7 +687,7 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 
 	/* Consume what went out: TCP skips the copy with MSG_TRUNC. */
 	got = tr_recv(r, buf, r->udp ? 0 : sent, MSG_TRUNC, &mflags);
-	if (r->udp ? got != n : got != sent || tr_src_seq(r) != seq + sent) {
+	if (r->udp ? got != n : got != sent || !tr_consumed(r, seq + sent)) {
 		/*
 		 * Somebody else read the source (a zero-copy receive, a read
 		 * begun before the splice) or urgent data was skipped: the

@@ -1286,6 +1286,44 @@ static void t_eof(void)
 	finish(&before, &(struct want){.total = 1, .bytes = len, .eof = 1});
 }
 
+/*
+ * The last bytes and the FIN in one segment (MSG_MORE, then shutdown): the
+ * consume of those bytes reads the FIN too.  Every byte and EOF arrive.
+ */
+static void t_eof_same_segment(void)
+{
+	static const size_t sizes[] = {1, 1000, 40000};
+	struct ts_counters before;
+	uint64_t seed = ts_seed(), total = 0;
+
+	begin(&before);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *buf = malloc(sizes[i]);
+		struct relay r;
+		uint64_t got;
+
+		if (!buf)
+			ts_fail("malloc");
+		relay_open(&r, AF_INET, AF_INET, false);
+		do_splice(r.a, r.b, 0, 0);
+		ts_phase("%zu bytes and the FIN in one segment", sizes[i]);
+		ts_fill(seed + i, 0, buf, sizes[i]);
+		TS_ASSERT(send(r.c, buf, sizes[i], MSG_MORE) == (ssize_t)sizes[i],
+			  "send with MSG_MORE: %m");
+		TS_SYS(shutdown(r.c, SHUT_WR));
+		got = ts_read_stream_to_eof(r.s, seed + i, 65536);
+		TS_ASSERT(got == sizes[i], "the drain's peer read %llu bytes then EOF, want %zu",
+			  ULL(got), sizes[i]);
+		wait_ended(r.a, 10000, "EOF on the source");
+		expect_info_ended(r.a, sizes[i], "after EOF");
+		TS_ASSERT(so_error(r.a) == 0, "SO_ERROR of the source after EOF");
+		relay_close(&r);
+		free(buf);
+		total += sizes[i];
+	}
+	finish(&before, &(struct want){.total = 3, .bytes = (long long)total, .eof = 3});
+}
+
 /* Bytes and FIN both queued before the splice (source in CLOSE_WAIT). */
 static void t_eof_queued(void)
 {
@@ -2418,6 +2456,7 @@ static const struct ts_test tests[] = {
 	{"idle-timeout", t_idle_timeout, 0},
 	{"eof", t_eof, 0},
 	{"eof-queued", t_eof_queued, 0},
+	{"eof-same-segment", t_eof_same_segment, 0},
 	{"source-reset", t_source_reset, 0},
 	{"drain-peer-closed", t_drain_peer_closed, 0},
 	{"drain-shutdown", t_drain_shutdown, 0},
