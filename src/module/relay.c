@@ -219,15 +219,20 @@ static void tr_write_space(struct sock *sk)
 }
 
 /* A state change or an error may end either splice: both look. */
+static void tr_kick_both(struct tr_sock *ts)
+{
+	if (ts && ts->as_src)
+		tr_kick(ts->as_src);
+	if (ts && ts->as_drain)
+		tr_kick(ts->as_drain);
+}
+
 static void tr_state_change(struct sock *sk)
 {
 	struct tr_sock *ts = tr_cb_lock(sk);
 	void (*orig)(struct sock *sk) = ts ? ts->state_change : sk->sk_state_change;
 
-	if (ts && ts->as_src)
-		tr_kick(ts->as_src);
-	if (ts && ts->as_drain)
-		tr_kick(ts->as_drain);
+	tr_kick_both(ts);
 	tr_cb_unlock(sk);
 	orig(sk);
 }
@@ -237,10 +242,7 @@ static void tr_error_report(struct sock *sk)
 	struct tr_sock *ts = tr_cb_lock(sk);
 	void (*orig)(struct sock *sk) = ts ? ts->error_report : sk->sk_error_report;
 
-	if (ts && ts->as_src)
-		tr_kick(ts->as_src);
-	if (ts && ts->as_drain)
-		tr_kick(ts->as_drain);
+	tr_kick_both(ts);
 	tr_cb_unlock(sk);
 	orig(sk);
 }
