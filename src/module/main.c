@@ -31,6 +31,10 @@ bool ts_early_wake_poll = true;
 module_param_named(early_wake_poll, ts_early_wake_poll, bool, 0644);
 MODULE_PARM_DESC(early_wake_poll, "With early_wake, also wake a peer waiting in poll, select or epoll that has read replies before, has none unread and sleeps, if the reading thread slept since its last read (one request at a time): it looks, finds nothing and waits again (event loops at low concurrency gain; busy ones are left alone)");
 
+bool ts_relay_zerocopy = true;
+module_param_named(relay_zerocopy, ts_relay_zerocopy, bool, 0644);
+MODULE_PARM_DESC(relay_zerocopy, "Relay splices of TCP pass the source's received pages to the drain by reference instead of copying them twice (N: always copy; applies to the next chunk)");
+
 struct workqueue_struct *ts_wq;
 
 __bpf_kfunc_start_defs();

@@ -8,7 +8,9 @@
  * source, sends what it found on the drain without blocking and only then
  * consumes what the drain took.  Bytes the drain did not take stay in the
  * source, so back-pressure is the source's own receive buffer, and ending a
- * splice at any moment loses nothing.
+ * splice at any moment loses nothing.  A TCP chunk is peeked as references
+ * to the pages of the source's skbs and sent with MSG_SPLICE_PAGES (the
+ * drain takes references of its own), else copied through a buffer.
  *
  * A socket that takes part in a splice gets a private copy of its struct
  * proto (close ends its splices; the application's reads of a spliced
@@ -541,8 +543,104 @@ static int tr_recv(struct tr_relay *r, void *buf, size_t len, int flags,
 	return ret;
 }
 
-/* The drain is open: its close waits for this work item (see tr_close()). */
-static int tr_send(struct tr_relay *r, void *buf, size_t len)
+/*
+ * The pages of a TCP chunk, peeked without a copy: one reference each, held
+ * from the peek until the drain's send (which takes its own) returned.
+ */
+#define TR_ZC_PAGES	(TR_BUF / PAGE_SIZE)
+
+struct tr_zc {
+	struct bio_vec bv[TR_ZC_PAGES];
+	int n;
+};
+
+static void tr_zc_put(struct tr_zc *zc)
+{
+	while (zc->n)
+		put_page(zc->bv[--zc->n].bv_page);
+}
+
+/*
+ * Up to @want bytes at the head of a TCP source's receive queue, as page
+ * references to its skbs' fragments; nothing is consumed.  Stops at what a
+ * reference cannot carry (linear data, a frag_list, unreadable or slab
+ * memory, urgent data); with nothing peeked the chunk is copied.  The
+ * socket lock keeps the queue still: the softirq adds to the backlog
+ * meanwhile, and nothing else takes from it (our recvmsg waits while
+ * spliced).
+ */
+static size_t tr_peek_pages(struct sock *sk, size_t want, struct tr_zc *zc)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	struct sk_buff *skb;
+	size_t len = 0;
+	u32 seq;
+
+	lock_sock(sk);
+	seq = tp->copied_seq;
+	if (tp->urg_data)
+		goto out;
+	skb_queue_walk(&sk->sk_receive_queue, skb) {
+		const struct skb_shared_info *sh = skb_shinfo(skb);
+		u32 off = seq - TCP_SKB_CB(skb)->seq;
+		int i;
+
+		if (TCP_SKB_CB(skb)->tcp_flags & TCPHDR_SYN)
+			break;
+		if (off >= skb->len) {
+			if (TCP_SKB_CB(skb)->tcp_flags & TCPHDR_FIN)
+				break;
+			continue;
+		}
+		if (off < skb_headlen(skb))
+			break;
+		off -= skb_headlen(skb);
+		for (i = 0; i < sh->nr_frags && len < want; i++) {
+			const skb_frag_t *f = &sh->frags[i];
+			struct page *page = skb_frag_page(f);
+			u32 fo, fl;
+
+			if (off >= skb_frag_size(f)) {
+				off -= skb_frag_size(f);
+				continue;
+			}
+			if (!page)
+				goto out;
+			fo = skb_frag_off(f) + off;
+			fl = min_t(size_t, skb_frag_size(f) - off, want - len);
+			off = 0;
+			while (fl) {
+				/* A fragment is in one folio: its pages are contiguous. */
+				struct page *p = page + (fo >> PAGE_SHIFT);
+				u32 po = offset_in_page(fo);
+				u32 pl = min_t(u32, fl, PAGE_SIZE - po);
+
+				/* As the drain's send will insist (no slab memory). */
+				if (zc->n == TR_ZC_PAGES || !sendpage_ok(p))
+					goto out;
+				get_page(p);
+				bvec_set_page(&zc->bv[zc->n++], p, pl, po);
+				fo += pl;
+				fl -= pl;
+				len += pl;
+				seq += pl;
+			}
+		}
+		/* Whatever is left of it is not in its fragments (or not wanted). */
+		if (seq != TCP_SKB_CB(skb)->seq + skb->len ||
+		    TCP_SKB_CB(skb)->tcp_flags & TCPHDR_FIN)
+			break;
+	}
+out:
+	release_sock(sk);
+	return len;
+}
+
+/*
+ * The drain is open: its close waits for this work item (see tr_close()).
+ * With @zc, the peeked pages go by reference (MSG_SPLICE_PAGES).
+ */
+static int tr_send(struct tr_relay *r, void *buf, struct tr_zc *zc, size_t len)
 {
 	struct socket *sock = READ_ONCE(r->drain->sk->sk_socket);
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
@@ -550,7 +648,12 @@ static int tr_send(struct tr_relay *r, void *buf, size_t len)
 
 	if (!sock)
 		return -EPIPE;
-	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, len);
+	if (zc->n) {
+		msg.msg_flags |= MSG_SPLICE_PAGES;
+		iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, zc->bv, zc->n, len);
+	} else {
+		iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, len);
+	}
 	return sock_sendmsg(sock, &msg);
 }
 
@@ -618,11 +721,11 @@ static bool tr_consumed(const struct tr_relay *r, u32 want)
  * false when there is nothing to do until a callback kicks again (or the
  * splice ends).
  */
-static bool tr_move_chunk(struct tr_relay *r, void *buf)
+static bool tr_move_chunk(struct tr_relay *r, void *buf, struct tr_zc *zc)
 {
 	struct tr_sock *src = r->src;
 	size_t want = TR_BUF;
-	int n, sent, got, mflags;
+	int n = 0, sent, got, mflags = 0;
 	u32 seq;
 
 	if (tr_drain_broken(r)) {
@@ -640,7 +743,10 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	if (!r->udp && r->max)
 		want = min_t(u64, want, r->max - src->moved);
 	seq = tr_src_seq(r);
-	n = tr_recv(r, buf, want, MSG_PEEK, &mflags);
+	if (!r->udp && READ_ONCE(ts_relay_zerocopy))
+		n = tr_peek_pages(src->sk, want, zc);
+	if (!n)
+		n = tr_recv(r, buf, want, MSG_PEEK, &mflags);
 	if (n == -EAGAIN)
 		return false;
 	if (n < 0) {
@@ -671,7 +777,11 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf)
 	/* Before the send: a write_space while it runs must kick again. */
 	WRITE_ONCE(r->want_space, true);
 	smp_mb(); /* the flag before the send looks at the drain's space */
-	sent = tr_send(r, buf, n);
+	sent = tr_send(r, buf, zc, n);
+	if (sent > 0 && zc->n)
+		ts_count(r->tn, TS_C_RELAY_ZC_BYTES, sent);
+	/* The drain holds its own references to what it took. */
+	tr_zc_put(zc);
 	if (sent == -EAGAIN)
 		return false;
 	if ((sent == -ENOBUFS || sent == -ENOMEM) && ++r->nobufs < TR_NOBUFS_MAX) {
@@ -714,6 +824,7 @@ static void tr_move_work(struct work_struct *work)
 {
 	struct tr_relay *r = container_of(to_delayed_work(work),
 					  struct tr_relay, move);
+	struct tr_zc zc = {};
 	void *buf;
 	int i;
 
@@ -725,7 +836,7 @@ static void tr_move_work(struct work_struct *work)
 		return;
 	}
 	for (i = 0; i < TR_BUDGET; i++) {
-		if (!tr_move_chunk(r, buf))
+		if (!tr_move_chunk(r, buf, &zc))
 			break;
 		if (READ_ONCE(r->end))
 			break;

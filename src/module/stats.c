@@ -54,6 +54,7 @@ static const char *const ts_counter_names[TS_C_MAX] = {
 	[TS_C_RELAY_TOTAL] = "relay_total",
 	[TS_C_RELAY_BYTES] = "relay_bytes",
 	[TS_C_RELAY_DATAGRAMS] = "relay_datagrams",
+	[TS_C_RELAY_ZC_BYTES] = "relay_zc_bytes",
 	[TS_C_RELAY_END_UNSPLICE] = "relay_end_unsplice",
 	[TS_C_RELAY_END_CLOSE] = "relay_end_close",
 	[TS_C_RELAY_END_EOF] = "relay_end_eof",

@@ -170,6 +170,7 @@ enum ts_counter {
 	TS_C_RELAY_TOTAL,
 	TS_C_RELAY_BYTES,
 	TS_C_RELAY_DATAGRAMS,
+	TS_C_RELAY_ZC_BYTES,
 	TS_C_RELAY_END_UNSPLICE,
 	TS_C_RELAY_END_CLOSE,
 	TS_C_RELAY_END_EOF,
@@ -205,6 +206,7 @@ extern unsigned long ts_ring_mem_max_kb;
 extern unsigned int ts_busy_poll_us;
 extern bool ts_early_wake;
 extern bool ts_early_wake_poll;
+extern bool ts_relay_zerocopy;
 
 /* The module's own workqueue (main.c): exit waits for its work items. */
 extern struct workqueue_struct *ts_wq;

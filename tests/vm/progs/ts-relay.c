@@ -316,12 +316,26 @@ static void finish(const struct ts_counters *before, const struct want *w)
 	counters_expect(before, w);
 }
 
-/* Start of every test: the device is there (else skip in plain mode), counters read. */
+/* The module's relay_zerocopy parameter (TCP chunks passed as page references). */
+static void relay_zerocopy_set(bool on)
+{
+	const char *path = "/sys/module/tcp_splice/parameters/relay_zerocopy";
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(on ? "Y" : "N", f) == EOF || fclose(f))
+		ts_fail("setting %s to %c: %m", path, on ? 'Y' : 'N');
+}
+
+/*
+ * Start of every test: the device is there (else skip in plain mode), the
+ * module's default zero-copy (whatever an earlier test left), counters read.
+ */
 static void begin(struct ts_counters *before)
 {
 	bool found;
 
 	relay_dev();
+	relay_zerocopy_set(true);
 	if (!ts_counters_read(before))
 		ts_fail("no /proc/net/tcp_splice (module not loaded?)");
 	ts_counter(before, "relay_total", &found);
@@ -984,7 +998,38 @@ static void t_tcp_stream(void)
 	wait_ended(r.a, 10000, "EOF on the source");
 	expect_info_ended(r.a, len, "after EOF");
 	TS_ASSERT(so_error(r.a) == 0, "SO_ERROR of the source after EOF");
+	/* Loopback TCP keeps its payload in page fragments: they went by reference. */
+	TS_ASSERT(gauge_delta(&before, "relay_zc_bytes") >= (long long)len / 2,
+		  "relay_zc_bytes %+lld of %llu bytes: the zero-copy path was not taken",
+		  gauge_delta(&before, "relay_zc_bytes"), (unsigned long long)len);
 	relay_close(&r);
+	finish(&before, &(struct want){.total = 1, .bytes = len, .eof = 1});
+}
+
+/* The same with relay_zerocopy=N: every chunk copied, none by reference. */
+static void t_tcp_stream_copy(void)
+{
+	const uint64_t len = 8ULL << 20;
+	struct ts_counters before;
+	uint64_t seed = ts_seed();
+	struct relay r;
+
+	begin(&before);
+	relay_zerocopy_set(false);
+	relay_open(&r, AF_INET, AF_INET, false);
+	do_splice(r.a, r.b, 0, 0);
+	ts_phase("8 MiB through the relay, copied");
+	ts_transfer(r.c, r.s, seed, 0, len);
+	wait_moved(r.a, len, "after the drain's peer read the whole stream");
+	TS_SYS(shutdown(r.c, SHUT_WR));
+	expect_eof(r.s, "the drain's peer after the stream");
+	wait_ended(r.a, 10000, "EOF on the source");
+	expect_info_ended(r.a, len, "after EOF");
+	TS_ASSERT(gauge_delta(&before, "relay_zc_bytes") == 0,
+		  "relay_zc_bytes %+lld with relay_zerocopy=N",
+		  gauge_delta(&before, "relay_zc_bytes"));
+	relay_close(&r);
+	relay_zerocopy_set(true);
 	finish(&before, &(struct want){.total = 1, .bytes = len, .eof = 1});
 }
 
@@ -2449,6 +2494,7 @@ static void t_taken_socket(void)
 static const struct ts_test tests[] = {
 	{"api-errors", t_api_errors, 0},
 	{"tcp-stream", t_tcp_stream, 240},
+	{"tcp-stream-copy", t_tcp_stream_copy, 120},
 	{"queued-first", t_queued_first, 0},
 	{"bidirectional", t_bidirectional, 120},
 	{"max", t_max, 0},
