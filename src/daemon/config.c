@@ -69,6 +69,7 @@ static bool set_ring_mem_max_mb(struct parser *p, const char *v, char *why, size
 static bool set_busy_poll_us(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_early_wake(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_early_wake_poll(struct parser *p, const char *v, char *why, size_t whylen);
+static bool set_relay_zerocopy(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_stats_interval(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_log_level(struct parser *p, const char *v, char *why, size_t whylen);
 static bool set_cgroup(struct parser *p, const char *v, char *why, size_t whylen);
@@ -83,6 +84,7 @@ static const struct key keys[] = {
 	{"busy_poll_us", SEC_GLOBAL, set_busy_poll_us},
 	{"early_wake", SEC_GLOBAL, set_early_wake},
 	{"early_wake_poll", SEC_GLOBAL, set_early_wake_poll},
+	{"relay_zerocopy", SEC_GLOBAL, set_relay_zerocopy},
 	{"stats_interval", SEC_GLOBAL, set_stats_interval},
 	{"log_level", SEC_GLOBAL, set_log_level},
 	{"cgroup", SEC_POLICY, set_cgroup},
@@ -252,6 +254,7 @@ void tsd_config_defaults(struct tsd_config *cfg)
 		.busy_poll_us = 0,
 		.early_wake = true,
 		.early_wake_poll = true,
+		.relay_zerocopy = true,
 		.stats_interval_s = 10,
 		.log_level = LOG_INFO,
 		.policies = NULL,
@@ -524,6 +527,11 @@ static bool set_early_wake(struct parser *p, const char *v, char *why, size_t wh
 static bool set_early_wake_poll(struct parser *p, const char *v, char *why, size_t whylen)
 {
 	return parse_bool(v, &p->cfg.early_wake_poll, why, whylen);
+}
+
+static bool set_relay_zerocopy(struct parser *p, const char *v, char *why, size_t whylen)
+{
+	return parse_bool(v, &p->cfg.relay_zerocopy, why, whylen);
 }
 
 static bool set_enabled(struct parser *p, const char *v, char *why, size_t whylen)

@@ -39,6 +39,7 @@ struct tsd_config {
 	unsigned int busy_poll_us;     /* [global] busy_poll_us, default 0 (off), 0..1000000 */
 	bool early_wake;	       /* [global] early_wake, default true */
 	bool early_wake_poll;	       /* [global] early_wake_poll, default true */
+	bool relay_zerocopy;	       /* [global] relay_zerocopy, default true */
 	unsigned int stats_interval_s; /* [global] stats_interval ("10", "10s", "2min"), 1..3600 */
 	int log_level; /* [global] log_level as LOG_* of <syslog.h>; default LOG_INFO */
 	struct tsd_policy *policies; /* in file order */

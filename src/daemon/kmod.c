@@ -28,7 +28,7 @@ struct param {
 	char value[PARAM_LEN];
 };
 
-#define NPARAMS 5
+#define NPARAMS 6
 
 static void params_of(const struct tsd_config *cfg, struct param p[NPARAMS])
 {
@@ -43,6 +43,8 @@ static void params_of(const struct tsd_config *cfg, struct param p[NPARAMS])
 	snprintf(p[3].value, PARAM_LEN, "%s", cfg->early_wake ? "Y" : "N");
 	p[4].name = "early_wake_poll";
 	snprintf(p[4].value, PARAM_LEN, "%s", cfg->early_wake_poll ? "Y" : "N");
+	p[5].name = "relay_zerocopy";
+	snprintf(p[5].value, PARAM_LEN, "%s", cfg->relay_zerocopy ? "Y" : "N");
 }
 
 static int run(char *const argv[])

@@ -173,6 +173,7 @@ static void test_defaults(void)
 	check(&t, cfg.busy_poll_us == 0, "busy_poll_us %u", cfg.busy_poll_us);
 	check(&t, cfg.early_wake, "early_wake off");
 	check(&t, cfg.early_wake_poll, "early_wake_poll off");
+	check(&t, cfg.relay_zerocopy, "relay_zerocopy off");
 	check(&t, cfg.stats_interval_s == 10, "stats_interval_s %u", cfg.stats_interval_s);
 	check(&t, cfg.log_level == LOG_INFO, "log_level %d", cfg.log_level);
 	check(&t, !cfg.policies && cfg.npolicies == 0, "policies");
@@ -215,6 +216,7 @@ static void test_full(void)
 		     "busy_poll_us = 50\n"
 		     "early_wake = no\n"
 		     "early_wake_poll = no\n"
+		     "relay_zerocopy = no\n"
 		     "stats_interval = 2min\n"
 		     "log_level = debug\n"
 		     "\n"
@@ -231,6 +233,7 @@ static void test_full(void)
 		check(&t, cfg.busy_poll_us == 50, "busy_poll_us %u", cfg.busy_poll_us);
 		check(&t, !cfg.early_wake, "early_wake on");
 		check(&t, !cfg.early_wake_poll, "early_wake_poll on");
+		check(&t, !cfg.relay_zerocopy, "relay_zerocopy on");
 		check(&t, cfg.stats_interval_s == 120, "stats_interval_s %u", cfg.stats_interval_s);
 		check(&t, cfg.log_level == LOG_DEBUG, "log_level %d", cfg.log_level);
 		check(&t, cfg.npolicies == 1, "npolicies %zu", cfg.npolicies);
@@ -246,7 +249,7 @@ static void test_full(void)
 			check(&t, p->scope == TS_SCOPE_LOCAL, "scope %d", p->scope);
 			check(&t, p->family_mask == TS_FAMILY_IPV6, "family %u", p->family_mask);
 			check(&t, !p->enabled, "enabled");
-			check(&t, p->line == 10, "line %d", p->line);
+			check(&t, p->line == 11, "line %d", p->line);
 		}
 		tsd_config_free(&cfg);
 	}
@@ -357,6 +360,8 @@ static void test_values(void)
 		{"early_wake = True", GLOBAL, "early", 1},
 		{"early_wake_poll = yes", GLOBAL, "early_poll", 1},
 		{"early_wake_poll = 0", GLOBAL, "early_poll", 0},
+		{"relay_zerocopy = no", GLOBAL, "relay_zc", 0},
+		{"relay_zerocopy = true", GLOBAL, "relay_zc", 1},
 		{"log_level = debug", GLOBAL, "log", LOG_DEBUG},
 		{"log_level = info", GLOBAL, "log", LOG_INFO},
 		{"log_level = notice", GLOBAL, "log", LOG_NOTICE},
@@ -409,6 +414,8 @@ static void test_values(void)
 			got = cfg.early_wake;
 		else if (!strcmp(f, "early_poll"))
 			got = cfg.early_wake_poll;
+		else if (!strcmp(f, "relay_zc"))
+			got = cfg.relay_zerocopy;
 		else if (!strcmp(f, "log"))
 			got = cfg.log_level;
 		else if (!strcmp(f, "scope"))
