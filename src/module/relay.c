@@ -561,13 +561,47 @@ static void tr_zc_put(struct tr_zc *zc)
 }
 
 /*
+ * A page a reference can be taken on and spliced: what get_page() and the
+ * drain's send insist on, checked on the folio (slab and, on 7.x, large
+ * kmalloc memory are refused there with a warning).
+ */
+static bool tr_page_ok(struct page *p)
+{
+	struct folio *folio = page_folio(p);
+
+	if (folio_test_slab(folio) || folio_ref_count(folio) < 1)
+		return false;
+#ifdef TS_HAVE_LARGE_KMALLOC
+	if (folio_test_large_kmalloc(folio))
+		return false;
+#endif
+	return true;
+}
+
+/* Appends a piece of @p: onto the last vector if it continues it (no new reference). */
+static bool tr_zc_add(struct tr_zc *zc, struct page *p, u32 len, u32 off)
+{
+	struct bio_vec *last = zc->n ? &zc->bv[zc->n - 1] : NULL;
+
+	if (last && last->bv_page == p && last->bv_offset + last->bv_len == off) {
+		last->bv_len += len;
+		return true;
+	}
+	if (zc->n == TR_ZC_PAGES || !tr_page_ok(p))
+		return false;
+	get_page(p);
+	bvec_set_page(&zc->bv[zc->n++], p, len, off);
+	return true;
+}
+
+/*
  * Up to @want bytes at the head of a TCP source's receive queue, as page
  * references to its skbs' fragments; nothing is consumed.  Stops at what a
  * reference cannot carry (linear data, a frag_list, unreadable or slab
  * memory, urgent data); with nothing peeked the chunk is copied.  The
- * socket lock keeps the queue still: the softirq adds to the backlog
- * meanwhile, and nothing else takes from it (our recvmsg waits while
- * spliced).
+ * socket lock keeps the queue still while it walks (the softirq adds to
+ * the backlog meanwhile); a read that takes bytes after it (one begun
+ * before the splice) is found by the consume check.
  */
 static size_t tr_peek_pages(struct sock *sk, size_t want, struct tr_zc *zc)
 {
@@ -592,7 +626,7 @@ static size_t tr_peek_pages(struct sock *sk, size_t want, struct tr_zc *zc)
 				break;
 			continue;
 		}
-		if (off < skb_headlen(skb))
+		if (off < skb_headlen(skb) || !skb_frags_readable(skb))
 			break;
 		off -= skb_headlen(skb);
 		for (i = 0; i < sh->nr_frags && len < want; i++) {
@@ -615,11 +649,8 @@ static size_t tr_peek_pages(struct sock *sk, size_t want, struct tr_zc *zc)
 				u32 po = offset_in_page(fo);
 				u32 pl = min_t(u32, fl, PAGE_SIZE - po);
 
-				/* As the drain's send will insist (no slab memory). */
-				if (zc->n == TR_ZC_PAGES || !sendpage_ok(p))
+				if (!tr_zc_add(zc, p, pl, po))
 					goto out;
-				get_page(p);
-				bvec_set_page(&zc->bv[zc->n++], p, pl, po);
 				fo += pl;
 				fl -= pl;
 				len += pl;
@@ -743,7 +774,9 @@ static bool tr_move_chunk(struct tr_relay *r, void *buf, struct tr_zc *zc)
 	if (!r->udp && r->max)
 		want = min_t(u64, want, r->max - src->moved);
 	seq = tr_src_seq(r);
-	if (!r->udp && READ_ONCE(ts_relay_zerocopy))
+	/* A drain route without scatter-gather would copy the pages anyway. */
+	if (!r->udp && READ_ONCE(ts_relay_zerocopy) &&
+	    (READ_ONCE(r->drain->sk->sk_route_caps) & NETIF_F_SG))
 		n = tr_peek_pages(src->sk, want, zc);
 	if (!n)
 		n = tr_recv(r, buf, want, MSG_PEEK, &mflags);
