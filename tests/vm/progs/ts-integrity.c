@@ -625,17 +625,6 @@ static bool param_get(const char *name, char *buf, size_t n)
 	return ok;
 }
 
-static void param_set(const char *name, const char *v)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), PARAMS "%s", name);
-	f = fopen(path, "w");
-	if (!f || fputs(v, f) == EOF || fclose(f))
-		ts_fail("setting %s to %s: %m", path, v);
-}
-
 /* ---- request/response: the requester is woken when its request is consumed ---- */
 
 #define EW_ROUNDS 40
@@ -654,7 +643,7 @@ static char bool_param(const char *name)
 
 static void bool_param_set(const char *name, char v)
 {
-	param_set(name, (char[]){v, 0});
+	ts_param_set(name, (char[]){v, 0});
 }
 
 static char early_wake_saved, early_wake_poll_saved;
@@ -1156,9 +1145,9 @@ static char lift_max[32], lift_cap[32];
 static void lift_restore(void)
 {
 	if (lift_max[0])
-		param_set("ring_max_kb", lift_max);
+		ts_param_set("ring_max_kb", lift_max);
 	if (lift_cap[0])
-		param_set("ring_mem_max_kb", lift_cap);
+		ts_param_set("ring_mem_max_kb", lift_cap);
 }
 
 struct lift_writer {
@@ -1234,7 +1223,7 @@ static void scen_limit_lifted(struct ts_run *r)
 
 	ts_counters_read(&before);
 	if (mod && !cap)
-		param_set("ring_max_kb", "4");
+		ts_param_set("ring_max_kb", "4");
 	for (int i = 0; i < 2; i++) {
 		ts_pair(&fd[i][0], &fd[i][1]);
 		/* A first ring of 4 KiB: the byte's own size, rounded up. */
@@ -1246,7 +1235,7 @@ static void scen_limit_lifted(struct ts_run *r)
 		ts_counters_read(&after);
 		snprintf(v, sizeof(v), "%lld",
 			 ts_counter(&after, "global_ring_bytes", NULL) / 1024 + 8);
-		param_set("ring_mem_max_kb", v);
+		ts_param_set("ring_mem_max_kb", v);
 	}
 	for (int i = 0; i < 2; i++) {
 		w[i] = (struct lift_writer){fd[i][0], i == 1, r->seed + i};

@@ -666,6 +666,17 @@ uint64_t ts_fill_until_eagain(int fd, uint64_t seed, uint64_t off)
 	}
 }
 
+void ts_param_set(const char *name, const char *v)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/tcp_splice/parameters/%s", name);
+	f = fopen(path, "w");
+	if (!f || fputs(v, f) == EOF || fclose(f))
+		ts_fail("setting %s to %s: %m", path, v);
+}
+
 size_t ts_ring_max(void)
 {
 	FILE *f = fopen("/sys/module/tcp_splice/parameters/ring_max_kb", "r");

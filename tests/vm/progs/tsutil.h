@@ -159,6 +159,8 @@ void ts_recv_stream(int fd, uint64_t seed, uint64_t off, uint64_t len, size_t ma
 void ts_transfer(int wfd, int rfd, uint64_t seed, uint64_t off, uint64_t len);
 /* Fills the path towards the peer until a non-blocking send gets EAGAIN; returns bytes. */
 uint64_t ts_fill_until_eagain(int fd, uint64_t seed, uint64_t off);
+/* Writes the module parameter NAME (sysfs); fails the test if it cannot. */
+void ts_param_set(const char *name, const char *v);
 /* Largest ring of the module in bytes (parameter ring_max_kb; 64 KiB if unknown). */
 size_t ts_ring_max(void);
 /* Readable byte count (FIONREAD). */
